@@ -1,0 +1,56 @@
+"""The interface every codec implements."""
+
+from abc import ABC, abstractmethod
+
+import torch
+
+
+class Codec(ABC):
+    """Maps items of one modality (a line, a clip, an image) to token ids and back.
+
+    Subclasses set ``kind`` (the name stored in model files) and ``unit`` (what one token is, for
+    metrics such as bits per sample or bits per dim).
+    """
+
+    kind: str
+    unit: str
+    stop_id: int | None = None  # the id that ends one item during generation, if any
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of distinct token ids; ids lie in ``[0, vocab_size)``."""
+
+    @abstractmethod
+    def encode(self, item) -> list[int]:
+        """One item to its token ids."""
+
+    @abstractmethod
+    def decode(self, ids) -> object:
+        """Token ids back to an item, up to the codec's quantisation."""
+
+    @abstractmethod
+    def encode_stream(self, items) -> torch.Tensor:
+        """Many items to one 1-D stream of ids, with whatever separators the modality needs.
+
+        Language models train on windows of this stream and evaluate over all of it.
+        """
+
+    @abstractmethod
+    def prime(self, prefix=None) -> list[int]:
+        """The ids that start generation: the stream's start context, then ``prefix`` if given."""
+
+    def counts(self, items) -> dict[str, int]:
+        """Sizes of ``items`` in the units people quote besides tokens (``{"char": n}`` for
+        text), so that models with different codecs can be compared per unit."""
+        return {}
+
+    @abstractmethod
+    def state_dict(self) -> dict:
+        """Everything needed to rebuild the codec, as numbers, strings and bytes (no pickled
+        objects): it is stored in the model file and loaded with ``weights_only=True``."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(cls, state: dict) -> "Codec":
+        """Inverse of :meth:`state_dict`."""

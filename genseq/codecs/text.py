@@ -1,0 +1,112 @@
+"""Text as SentencePiece tokens (Kudo & Richardson 2018), one line of text per item.
+
+The tokenizer is trained on the training split only and its model bytes travel inside the genseq
+model file. ``char`` suits Chinese poem lines; ``unigram`` (the default) and ``bpe`` suit English.
+"""
+
+import io
+from pathlib import Path
+
+import sentencepiece as spm
+import torch
+
+from genseq.codecs.base import Codec
+from genseq.errors import GenseqError
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+TOKENIZERS = ("unigram", "bpe", "char")
+
+
+def read_text_corpus(path) -> list[str]:
+    """The non-empty lines of a UTF-8 file, or of every ``.txt`` file under a folder (sorted).
+
+    Raises :class:`GenseqError` naming the file for a missing path, undecodable bytes or no text.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise GenseqError(f"{path} does not exist; give a UTF-8 text file or a folder of .txt files")
+    files = sorted(p for p in path.rglob("*.txt") if p.is_file()) if path.is_dir() else [path]
+    if not files:
+        raise GenseqError(f"{path} holds no .txt files; put UTF-8 text files ending in .txt there")
+    lines = []
+    for file in files:
+        data = file.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise GenseqError(f"{file} is not UTF-8 text (byte {e.start} is {data[e.start]:#04x}); "
+                              "convert it, e.g. iconv -f latin1 -t utf-8") from None
+        if "\x00" in text:
+            raise GenseqError(f"{file} looks binary (it holds NUL bytes); give a UTF-8 text file")
+        lines.extend(line for line in (raw.strip() for raw in text.splitlines()) if line)
+    if not lines:
+        raise GenseqError(f"{path} holds no text; give a file with at least one non-empty line")
+    return lines
+
+
+class TextCodec(Codec):
+    """Lines of text <-> SentencePiece ids, with ``eos`` ending each line.
+
+    In a stream the lines follow one another, each ended by ``eos``, and the stream starts with
+    ``eos`` too: so "the start of a line" is always "just after an eos", and a model trained on the
+    stream continues a prompt as the start of a new line.
+    """
+
+    kind = "text"
+    unit = "token"
+    stop_id = EOS
+
+    def __init__(self, model_proto: bytes, tokenizer: str):
+        self.model_proto = model_proto
+        self.tokenizer = tokenizer
+        self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+
+    @classmethod
+    def train(cls, lines, tokenizer: str = "unigram", vocab_size: int = 2000) -> "TextCodec":
+        """Train a SentencePiece model on ``lines`` (the training split only)."""
+        if tokenizer not in TOKENIZERS:
+            raise GenseqError(f"unknown tokenizer {tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
+        model = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(lines), model_writer=model, model_type=tokenizer,
+                vocab_size=vocab_size, hard_vocab_limit=False, character_coverage=0.9999,
+                pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS, input_sentence_size=2_000_000,
+                shuffle_input_sentence=True, max_sentence_length=1 << 16, minloglevel=2)
+        except RuntimeError as e:
+            raise GenseqError(f"SentencePiece could not train on this corpus ({e}); "
+                              "try a smaller --vocab-size or more text") from None
+        return cls(model.getvalue(), tokenizer)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.sp.get_piece_size()
+
+    def encode(self, item: str) -> list[int]:
+        return self.sp.encode(item)
+
+    def decode(self, ids) -> str:
+        ids = [int(i) for i in ids]
+        if EOS in ids:
+            ids = ids[:ids.index(EOS)]
+        return self.sp.decode(ids)
+
+    def encode_stream(self, items) -> torch.Tensor:
+        stream = [EOS]
+        for ids in self.sp.encode(list(items)):
+            stream.extend(ids)
+            stream.append(EOS)
+        return torch.tensor(stream, dtype=torch.int32)
+
+    def prime(self, prefix: str | None = None) -> list[int]:
+        return [EOS] + (self.encode(prefix) if prefix else [])
+
+    def counts(self, items) -> dict[str, int]:
+        return {"char": sum(len(line) + 1 for line in items)}  # +1: the newline that eos stands for
+
+    def state_dict(self) -> dict:
+        return {"kind": self.kind, "tokenizer": self.tokenizer, "spm_model": self.model_proto}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "TextCodec":
+        return cls(state["spm_model"], state["tokenizer"])

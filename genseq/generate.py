@@ -1,0 +1,73 @@
+"""One ``generate`` for every modality: prime in one parallel call, then one step per token.
+
+Continuing a line of text, an audio clip or the top half of a sprite is the same call with a
+different prime. The per-token cost is constant: the recurrent state carries the whole prefix.
+"""
+
+import torch
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Keep the ``top_k`` most likely tokens and/or the smallest set whose probability reaches
+    ``top_p`` (nucleus sampling, Holtzman et al. 2020); the rest get ``-inf``.
+
+    logits: (B, V). The most likely token always survives.
+    """
+    if top_k and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop_sorted = cumulative - sorted_logits.softmax(-1) >= top_p  # mass before this token
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
+                generator: torch.Generator | None) -> torch.Tensor:
+    """logits: (B, V) -> ids (B,). ``temperature == 0`` means greedy (argmax)."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = filter_logits(logits.float() / temperature, top_k, top_p).softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+@torch.inference_mode()
+def generate(model, prime, steps: int, *, batch: int = 1, temperature: float = 1.0, top_k: int = 0,
+             top_p: float = 1.0, seed: int | None = None, stop_id: int | None = None,
+             progress=None) -> torch.Tensor:
+    """Sample ``steps`` tokens after ``prime`` for ``batch`` sequences at once.
+
+    prime: ids (P,) shared by the batch, or (B, P); at least one token.
+    stop_id: a sequence that emits it is finished (later positions repeat ``stop_id``); generation
+        ends early once every sequence is finished.
+    progress: optional callable given the number of tokens done after each step (progress bars).
+    Returns the generated ids, (B, steps), without the prime. Same seed, same device: same output.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    prime = torch.as_tensor(prime, dtype=torch.long, device=device)
+    if prime.dim() == 1:
+        prime = prime.unsqueeze(0).expand(batch, -1)
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(device=device).manual_seed(seed)
+    logits, state = model(prime)
+    logits = logits[:, -1]
+    out = torch.empty(prime.size(0), steps, dtype=torch.long, device=device)
+    finished = torch.zeros(prime.size(0), dtype=torch.bool, device=device)
+    for t in range(steps):
+        token = sample_next(logits, temperature, top_k, top_p, generator)
+        if stop_id is not None:
+            token = token.masked_fill(finished, stop_id)
+            finished |= token == stop_id
+        out[:, t] = token
+        if progress is not None:
+            progress(t + 1)
+        if stop_id is not None and bool(finished.all()):
+            return out[:, :t + 1]
+        if t + 1 < steps:
+            logits, state = model.step(token, state)
+    return out

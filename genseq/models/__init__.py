@@ -1,0 +1,27 @@
+"""Model families. Each is rebuilt from its config dataclass, which the model file stores."""
+
+from dataclasses import asdict
+
+from genseq.errors import GenseqError
+from genseq.models.rnn import RNNConfig, RNNLM
+
+FAMILIES = {RNNLM.family: (RNNConfig, RNNLM)}
+
+
+def build_model(family: str, config: dict):
+    """A freshly initialised model of ``family`` from a config dict (as stored in model files)."""
+    if family not in FAMILIES:
+        raise GenseqError(f"the model is of family {family!r} that this genseq does not know; "
+                          "upgrade genseq")
+    config_cls, model_cls = FAMILIES[family]
+    try:
+        return model_cls(config_cls(**config))
+    except TypeError as e:
+        raise GenseqError(f"the model's config does not fit this genseq ({e}); upgrade genseq") from None
+
+
+def model_config(model) -> dict:
+    return asdict(model.config)
+
+
+__all__ = ["FAMILIES", "RNNConfig", "RNNLM", "build_model", "model_config"]

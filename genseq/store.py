@@ -1,0 +1,119 @@
+"""Model files and checkpoints: one self-contained dict each, written atomically, loaded safely.
+
+A model file holds the format version, the task (``lm``), the model family and its config, the
+weights, the codec state and a few facts about the corpus and held-out scores. A checkpoint adds the
+optimizer, scheduler, step and RNG states. Both hold only tensors, numbers, strings and bytes, and
+are read with ``torch.load(weights_only=True)``: a model file is data, never code.
+"""
+
+import os
+import pickle
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from genseq.codecs import Codec, codec_from_state
+from genseq.errors import GenseqError
+from genseq.models import build_model, model_config
+
+FORMAT = "genseq"
+VERSION = 1
+MODEL_FILE = "model.pt"
+CHECKPOINT_FILE = "checkpoint.pt"
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+def save_atomic(obj: dict, path) -> None:
+    """Write ``obj`` to a temporary file beside ``path``, flush it to disk, then rename it over
+    ``path``: a crash at any moment leaves either the old complete file or the new one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_file(path) -> dict:
+    """Load a genseq model or checkpoint file, refusing anything else with a clear message."""
+    path = Path(path)
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL (\S+)", str(e))
+        if found:
+            raise GenseqError(f"{path} is not a genseq model: it asks to load {found.group(1)}, and "
+                              "genseq refuses files holding anything but tensors, numbers and strings") from None
+        raise GenseqError(f"{path} is not a genseq model file (or it is damaged); "
+                          "give a model.pt written by genseq") from None
+    except OSError as e:
+        raise GenseqError(f"cannot read {path} ({e.strerror}); check the path and its permissions") from None
+    except Exception:  # the unpickler fails in many ways on bytes that are not a torch file
+        raise GenseqError(f"{path} is not a genseq model file (or it is damaged); "
+                          "give a model.pt written by genseq") from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise GenseqError(f"{path} is not a genseq model file; give a model.pt written by genseq")
+    if record.get("version") != VERSION:
+        raise GenseqError(f"{path} is a genseq model of format version {record.get('version')}, "
+                          f"this genseq reads version {VERSION}; use a matching genseq")
+    return record
+
+
+def shipped_models() -> dict[str, Path]:
+    """Name -> file of every model that ships with the package."""
+    return {p.stem: p for p in sorted(PRETRAINED_DIR.glob("*.pt"))}
+
+
+def resolve(spec: str) -> Path:
+    """A ``-m`` argument (model file, run folder or shipped model name) -> the model file."""
+    path = Path(spec)
+    if path.is_dir():
+        if not (path / MODEL_FILE).is_file():
+            raise GenseqError(f"{path} holds no {MODEL_FILE}; train a model there first "
+                              "(genseq train lm CORPUS -o RUN)")
+        return path / MODEL_FILE
+    if path.is_file():
+        return path
+    shipped = shipped_models()
+    if spec in shipped:
+        return shipped[spec]
+    names = ", ".join(shipped) or "none yet"
+    raise GenseqError(f"no model file, run folder or shipped model named {spec!r} "
+                      f"(shipped models: {names}); see genseq models")
+
+
+def model_record(model, codec: Codec, task: str, **meta) -> dict:
+    """The self-contained dict stored in a model file; ``meta`` adds corpus facts and scores."""
+    return {"format": FORMAT, "version": VERSION, "task": task, "family": model.family,
+            "config": model_config(model), "model": model.state_dict(),
+            "codec": codec.state_dict(), **meta}
+
+
+@dataclass
+class Loaded:
+    model: torch.nn.Module
+    codec: Codec
+    record: dict
+    path: Path
+
+
+def load_model(spec: str, device: str | torch.device = "cpu", task: str | None = None) -> Loaded:
+    """Resolve ``spec``, read the file and rebuild the model (in eval mode) and its codec."""
+    path = resolve(spec)
+    record = read_file(path)
+    if task is not None and record.get("task") != task:
+        raise GenseqError(f"{path} is a {record.get('task')} model, this command needs a {task} model")
+    model = build_model(record["family"], record["config"])
+    try:
+        model.load_state_dict(record["model"])
+    except RuntimeError:
+        raise GenseqError(f"{path}: the weights do not match the stored config; the file is damaged") from None
+    return Loaded(model.to(device).eval(), codec_from_state(record["codec"]), record, path)

@@ -1,0 +1,185 @@
+"""One training loop for every model and modality.
+
+AdamW, gradient clipping, linear warm-up then cosine decay, periodic validation, a progress bar,
+``metrics.jsonl``, and atomic checkpoints from which ``--resume`` continues exactly: the batch of
+each step is a function of (seed, step), and the model, optimizer, step and RNG states are restored.
+
+A model plugs in through ``model.loss(batch) -> {"loss": ..., other stats}``; a ``validate(model)``
+callable returns the held-out metrics, whose ``"loss"`` picks the best and stops on divergence.
+"""
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from genseq.errors import GenseqError
+from genseq.store import CHECKPOINT_FILE, MODEL_FILE, model_record, read_file, save_atomic
+
+LN2 = math.log(2)
+
+
+@dataclass
+class TrainConfig:
+    steps: int | None = None      # optimizer steps in all; or
+    minutes: float | None = None  # a time budget: steps are then fixed after a short calibration
+    batch_size: int = 32
+    seq_len: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    valid_every: int = 250
+    log_every: int = 10
+    seed: int = 0
+
+
+def learning_rate(config: TrainConfig, step: int, total: int | None) -> float:
+    """Linear warm-up over ``warmup_steps`` (at most a fifth of the run), then cosine decay to a
+    tenth of ``lr`` at ``total``. Before ``total`` is known (time budgets) only the warm-up applies."""
+    warmup = config.warmup_steps if total is None else min(config.warmup_steps, max(1, total // 5))
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    if total is None:
+        return config.lr
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class Trainer:
+    """Trains ``model`` on ``data.batch(step)`` and writes the run folder.
+
+    ``meta`` goes into every model file beside weights and codec (corpus facts); the latest held-out
+    metrics are added as ``meta["valid"]``.
+    """
+
+    calibration_steps = 20
+
+    def __init__(self, model, codec, task: str, data, validate, config: TrainConfig, run_dir,
+                 device: torch.device, meta: dict | None = None, progress: bool = True):
+        self.model, self.codec, self.task, self.data = model.to(device), codec, task, data
+        self.validate, self.config, self.device = validate, config, device
+        self.run_dir, self.meta, self.progress = Path(run_dir), meta or {}, progress
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.step = 0
+        self.total = config.steps
+        self.valid = None
+
+    # -- state ---------------------------------------------------------------------------------
+    def _model_file(self) -> dict:
+        return model_record(self.model, self.codec, self.task, **self.meta, valid=self.valid,
+                            step=self.step)
+
+    def save(self) -> None:
+        """Write ``checkpoint.pt`` then ``model.pt``, each atomically."""
+        checkpoint = self._model_file()
+        checkpoint.update(optimizer=self.optimizer.state_dict(), total_steps=self.total,
+                          train=asdict(self.config), rng_cpu=torch.get_rng_state())
+        if self.device.type == "cuda":
+            checkpoint["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        save_atomic(checkpoint, self.run_dir / CHECKPOINT_FILE)
+        save_atomic(self._model_file(), self.run_dir / MODEL_FILE)
+
+    def resume(self) -> None:
+        """Restore everything from ``checkpoint.pt`` and drop metrics logged after it."""
+        checkpoint = read_file(self.run_dir / CHECKPOINT_FILE)
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.step, self.total, self.valid = checkpoint["step"], checkpoint["total_steps"], checkpoint["valid"]
+        torch.set_rng_state(checkpoint["rng_cpu"])
+        if "rng_cuda" in checkpoint and self.device.type == "cuda":
+            torch.cuda.set_rng_state(checkpoint["rng_cuda"], self.device)
+        metrics = self.run_dir / "metrics.jsonl"
+        if metrics.exists():
+            kept = [line for line in metrics.read_text().splitlines()
+                    if line and json.loads(line)["step"] <= self.step]
+            metrics.write_text("".join(line + "\n" for line in kept))
+
+    def _log(self, **entry) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": self.step, **entry}) + "\n")
+
+    # -- loop ----------------------------------------------------------------------------------
+    def _validate(self) -> dict:
+        self.model.eval()
+        start = time.perf_counter()
+        metrics = self.validate(self.model)
+        self.model.train()
+        if not math.isfinite(metrics["loss"]):
+            raise GenseqError(f"validation loss became {metrics['loss']} at step {self.step}; the last "
+                              "good checkpoint is kept, resume with a lower --lr")
+        self._log(split="valid", **metrics, seconds=round(time.perf_counter() - start, 3))
+        self.valid = {**metrics, "step": self.step}
+        return metrics
+
+    def _calibrate(self, started: float, step_time: float) -> None:
+        """Fix the number of steps that fits the time budget, now that a step has been timed."""
+        val_start = time.perf_counter()
+        self._validate()
+        val_time = time.perf_counter() - val_start
+        left = self.config.minutes * 60 - (time.perf_counter() - started)
+        per_step = step_time + val_time / self.config.valid_every
+        self.total = max(self.step + 1, self.step + int(left / per_step))
+
+    def fit(self, stop_at: int | None = None) -> dict:
+        """Train until the planned number of steps (or ``stop_at``, to simulate an interruption);
+        returns the final held-out metrics. Ctrl-C saves a checkpoint before stopping."""
+        self.model.train()
+        config = self.config
+        started = time.perf_counter()
+        bar = tqdm(total=self.total, initial=self.step, disable=not self.progress, unit="step",
+                   dynamic_ncols=True, desc="train")
+        window_start, window_tokens, timed_from = time.perf_counter(), 0, None
+        try:
+            while self.total is None or self.step < self.total:
+                if stop_at is not None and self.step >= stop_at:
+                    break
+                for group in self.optimizer.param_groups:
+                    group["lr"] = learning_rate(config, self.step, self.total)
+                batch = self.data.batch(self.step).to(self.device, non_blocking=True)
+                stats = self.model.loss(batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                stats["loss"].backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+                self.optimizer.step()
+                self.step += 1
+                window_tokens += batch[:, 1:].numel()
+                bar.update(1)
+
+                if self.total is None and self.step == 3:
+                    timed_from = time.perf_counter()  # skip the first, slower steps
+                if self.total is None and self.step == self.calibration_steps:
+                    step_time = (time.perf_counter() - timed_from) / (self.step - 3)
+                    self._calibrate(started, step_time)
+                    bar.total = self.total
+                    bar.refresh()
+                if self.step % config.log_every == 0 or self.step == self.total:
+                    loss = stats["loss"].item()
+                    if not math.isfinite(loss):
+                        raise GenseqError(f"training loss became {loss} at step {self.step}; the last "
+                                          "good checkpoint is kept, resume with a lower --lr")
+                    rate = window_tokens / (time.perf_counter() - window_start)
+                    window_start, window_tokens = time.perf_counter(), 0
+                    extra = {k: round(v.item(), 4) for k, v in stats.items() if k != "loss"}
+                    self._log(split="train", loss=round(loss, 4), bits_per_token=round(loss / LN2, 4),
+                              lr=self.optimizer.param_groups[0]["lr"], tokens_per_s=round(rate), **extra)
+                    bar.set_postfix(loss=f"{loss:.3f}", bits=f"{loss / LN2:.3f}", tok_s=f"{rate:,.0f}",
+                                    refresh=False)
+                if self.step % config.valid_every == 0 or self.step == self.total:
+                    self._validate()
+                    self.save()
+        except KeyboardInterrupt:
+            bar.close()
+            self.save()
+            raise GenseqError(f"interrupted at step {self.step}; a checkpoint is saved in "
+                              f"{self.run_dir}, continue with --resume") from None
+        bar.close()
+        if self.valid is None or self.valid["step"] != self.step:
+            self._validate()
+            self.save()
+        return self.valid

@@ -1,0 +1,34 @@
+"""Shared fixtures: a small slice of the shipped verse corpus and a tiny trained model."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from genseq.lm import train_lm
+from genseq.train import TrainConfig
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpora" / "shakespeare" / "train.txt"
+TINY_MODEL = dict(hidden_size=48, embed_dim=32, num_layers=1, dropout=0.0)
+
+
+@pytest.fixture(scope="session")
+def verse_lines() -> list[str]:
+    return CORPUS.read_text(encoding="utf-8").splitlines()[:600]
+
+
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory, verse_lines) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "verse.txt"
+    path.write_text("\n".join(verse_lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, corpus_file) -> Path:
+    """A run folder holding a tiny model trained for a few steps."""
+    torch.set_num_threads(1)
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    train_lm(corpus_file, run, model_config=TINY_MODEL, vocab_size=300, progress=False,
+             train_config=TrainConfig(steps=30, batch_size=8, seq_len=32, valid_every=15, seed=0))
+    return run

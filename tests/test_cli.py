@@ -1,0 +1,114 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from genseq.cli import main
+
+TINY = ["--hidden", "32", "--embed", "16", "--layers", "1", "--vocab-size", "200", "--batch-size", "8",
+        "--seq-len", "24", "--quiet"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_help_lists_every_command():
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("train", "sample", "eval", "models"):
+        assert f"  {command} " in result.output
+
+
+def test_train_sample_eval_models(tmp_path, corpus_file):
+    out = tmp_path / "run"
+    result = run("train", "lm", corpus_file, "-o", out, "--steps", 12, "--valid-every", 6, *TINY)
+    assert result.exit_code == 0, result.output
+    assert "bits/char" in result.output
+    assert {p.name for p in out.iterdir()} == {"model.pt", "checkpoint.pt", "metrics.jsonl"}
+
+    result = run("sample", "-m", out, "-n", 3, "--prompt", "To be", "--temperature", 0.8, "--top-p", 0.9,
+                 "--seed", 1, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 3 and all(line.startswith("To be") for line in lines)
+    again = run("sample", "-m", out, "-n", 3, "--prompt", "To be", "--temperature", 0.8, "--top-p", 0.9,
+                "--seed", 1, "--device", "cpu")
+    assert again.output == result.output
+
+    result = run("eval", corpus_file, "-m", out, "--json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    for key in ("nll_nats_per_token", "bits_per_token", "perplexity", "tokens", "bits_per_char"):
+        assert key in metrics
+    assert metrics["bits_per_char"] < metrics["bits_per_token"]
+
+    assert run("models").exit_code == 0
+
+
+def test_minutes_budget_sets_the_steps(tmp_path, corpus_file):
+    out = tmp_path / "timed"
+    result = run("train", "lm", corpus_file, "-o", out, "--minutes", 0.1, "--valid-every", 50, *TINY)
+    assert result.exit_code == 0, result.output
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) >= 20
+
+
+def test_python_dash_m_runs_the_same_cli():
+    result = subprocess.run([sys.executable, "-m", "genseq", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "Commands:" in result.stdout
+
+
+def bad_inputs(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"caf\xe9\n")
+    folder = tmp_path / "nothing"
+    folder.mkdir()
+    fake = tmp_path / "fake.pt"
+    fake.write_text("not a model")
+    return [
+        (["train", "lm", empty, "-o", tmp_path / "r1"], "holds no text"),
+        (["train", "lm", folder, "-o", tmp_path / "r2"], "holds no .txt files"),
+        (["train", "lm", latin, "-o", tmp_path / "r3"], "is not UTF-8 text"),
+        (["train", "lm", tmp_path / "missing.txt", "-o", tmp_path / "r4"], "does not exist"),
+        (["sample", "-m", fake], "not a genseq model file"),
+        (["sample", "-m", "no-such-model"], "no model file, run folder or shipped model named"),
+        (["eval", empty, "-m", fake], "not a genseq model file"),
+        (["train", "lm", empty, "-o", tmp_path / "r5", "--steps", 0], "0 is not in the range"),
+        (["train", "lm", empty, "-o", tmp_path / "r6", "--steps", -3], "-3 is not in the range"),
+        (["sample", "-m", fake, "--top-p", 1.5], "1.5 is not in the range"),
+        (["sample", "-m", fake, "-n", -1], "-1 is not in the range"),
+    ]
+
+
+def test_bad_input_gets_one_clear_line(tmp_path):
+    for args, message in bad_inputs(tmp_path):
+        result = run(*args)
+        assert result.exit_code != 0, args
+        assert message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), args
+
+
+def test_bad_input_in_a_real_process_prints_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "genseq", "sample", "-m", str(tmp_path / "x.pt")],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: no model file, run folder or shipped model")
+    assert "Traceback" not in result.stderr
+
+
+def test_a_failed_run_overwrites_nothing(tmp_path, corpus_file, tiny_run):
+    before = {p.name: p.read_bytes() for p in tiny_run.iterdir()}
+    result = run("train", "lm", corpus_file, "-o", tiny_run, "--steps", 5, *TINY)
+    assert result.exit_code != 0 and "already holds" in result.output
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    result = run("train", "lm", empty, "-o", tiny_run, "--resume", *TINY)
+    assert result.exit_code != 0
+    assert {p.name: p.read_bytes() for p in tiny_run.iterdir()} == before

@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from genseq.codecs import TextCodec, codec_from_state, read_text_corpus
+from genseq.codecs.text import EOS, UNK
+from genseq.errors import GenseqError
+
+
+@pytest.mark.parametrize("tokenizer", ["unigram", "bpe", "char"])
+def test_text_round_trip(verse_lines, tokenizer):
+    codec = TextCodec.train(verse_lines, tokenizer, vocab_size=300)
+    for line in verse_lines[:50]:
+        ids = codec.encode(line)
+        assert all(0 <= i < codec.vocab_size for i in ids)
+        assert codec.decode(ids) == line
+
+
+def test_unknown_characters_map_to_unk(verse_lines):
+    codec = TextCodec.train(verse_lines, "unigram", vocab_size=300)
+    ids = codec.encode("Thou art 春眠")
+    assert UNK in ids
+    assert codec.decode(ids).startswith("Thou art")
+
+
+def test_state_rebuilds_the_same_codec(verse_lines):
+    codec = TextCodec.train(verse_lines, "unigram", vocab_size=300)
+    again = codec_from_state(codec.state_dict())
+    assert again.vocab_size == codec.vocab_size
+    assert again.encode(verse_lines[0]) == codec.encode(verse_lines[0])
+    assert isinstance(codec.state_dict()["spm_model"], bytes)
+
+
+def test_stream_separates_lines_with_eos(verse_lines):
+    codec = TextCodec.train(verse_lines, "unigram", vocab_size=300)
+    stream = codec.encode_stream(verse_lines[:3]).tolist()
+    assert stream[0] == EOS and stream[-1] == EOS and stream.count(EOS) == 4
+    pieces, current = [], []
+    for token in stream[1:]:
+        if token == EOS:
+            pieces.append(codec.decode(current))
+            current = []
+        else:
+            current.append(token)
+    assert pieces == verse_lines[:3]
+    assert codec.prime("To be") == [EOS] + codec.encode("To be")
+    assert codec.counts(["ab", "cde"]) == {"char": 7}
+
+
+def test_read_folder_of_txt(tmp_path):
+    (tmp_path / "b.txt").write_text("second file\n", encoding="utf-8")
+    (tmp_path / "a.txt").write_text("first\n\n  \nfile\n", encoding="utf-8")
+    (tmp_path / "notes.md").write_text("ignored\n", encoding="utf-8")
+    assert read_text_corpus(tmp_path) == ["first", "file", "second file"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "holds no text"),
+    (b"\n  \n", "holds no text"),
+    (b"caf\xe9 latin-1\n", "not UTF-8"),
+    (b"\x00\x01\x02binary", "looks binary"),
+])
+def test_bad_text_files_are_named(tmp_path, content, message):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(content)
+    with pytest.raises(GenseqError, match=message):
+        read_text_corpus(path)
+
+
+def test_missing_and_empty_folders(tmp_path):
+    with pytest.raises(GenseqError, match="does not exist"):
+        read_text_corpus(tmp_path / "nope.txt")
+    with pytest.raises(GenseqError, match="no .txt files"):
+        read_text_corpus(tmp_path)

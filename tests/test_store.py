@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from genseq.errors import GenseqError
+from genseq.store import VERSION, load_model, read_file, resolve
+
+
+class Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # loading this would create the marker file
+
+
+def test_a_pickle_that_runs_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"format": "genseq", "version": VERSION, "payload": Exploit(str(marker))},
+               tmp_path / "evil.pt")
+    with pytest.raises(GenseqError, match="asks to load .*open.* genseq refuses"):
+        read_file(tmp_path / "evil.pt")
+    assert not marker.exists()
+
+
+def test_files_that_are_not_models(tmp_path):
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(GenseqError, match="not a genseq model"):
+        read_file(tmp_path / "text.pt")
+    torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")
+    with pytest.raises(GenseqError, match="not a genseq model"):
+        read_file(tmp_path / "other.pt")
+
+
+def test_other_format_versions_get_a_clear_message(tmp_path, tiny_run):
+    record = read_file(tiny_run / "model.pt")
+    record["version"] = VERSION + 1
+    torch.save(record, tmp_path / "future.pt")
+    with pytest.raises(GenseqError, match=f"format version {VERSION + 1}"):
+        read_file(tmp_path / "future.pt")
+
+
+def test_model_argument_forms(tiny_run, tmp_path):
+    assert resolve(str(tiny_run)) == tiny_run / "model.pt"
+    assert resolve(str(tiny_run / "model.pt")) == tiny_run / "model.pt"
+    with pytest.raises(GenseqError, match="no model file, run folder or shipped model named 'nope'"):
+        resolve("nope")
+    with pytest.raises(GenseqError, match="holds no model.pt"):
+        resolve(str(tmp_path))
+    loaded = load_model(str(tiny_run))
+    assert not loaded.model.training and loaded.codec.kind == "text"
+    with pytest.raises(GenseqError, match="is a lm model, this command needs a vae model"):
+        load_model(str(tiny_run), task="vae")

@@ -1,0 +1,79 @@
+import json
+import os
+
+import pytest
+import torch
+
+from genseq.data import TokenWindows, split_holdout
+from genseq.lm import train_lm
+from genseq.store import read_file, save_atomic
+from genseq.train import TrainConfig, learning_rate
+
+from conftest import TINY_MODEL
+
+
+def config(**kw):
+    return TrainConfig(**{**dict(steps=24, batch_size=8, seq_len=32, valid_every=8, seed=1), **kw})
+
+
+def test_holdout_is_deterministic_and_disjoint():
+    items = [f"line {i}" for i in range(1000)]
+    train, valid = split_holdout(items, 0.05, seed=3)
+    assert (train, valid) == split_holdout(items, 0.05, seed=3)
+    assert len({tuple(split_holdout(items, 0.05, seed=s)[1]) for s in range(6)}) > 1
+    assert sorted(train + valid) == sorted(items)
+    assert 30 <= len(valid) <= 70
+
+
+def test_batches_depend_only_on_seed_and_step():
+    stream = torch.arange(1000, dtype=torch.int32)
+    a, b = TokenWindows(stream, 16, 4, seed=0), TokenWindows(stream, 16, 4, seed=0)
+    assert torch.equal(a.batch(5), b.batch(5))
+    assert not torch.equal(a.batch(5), a.batch(6))
+    window = a.batch(0)[0]
+    assert torch.equal(window, torch.arange(window[0], window[0] + 17))
+
+
+def test_schedule_warms_up_then_decays():
+    c = TrainConfig(lr=1.0, warmup_steps=10)
+    lrs = [learning_rate(c, s, 100) for s in range(100)]
+    assert lrs[0] < lrs[9] == pytest.approx(1.0)
+    assert lrs[50] < lrs[10] and lrs[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_training_lowers_validation_loss(tmp_path, corpus_file):
+    run = tmp_path / "run"
+    train_lm(corpus_file, run, model_config=TINY_MODEL, vocab_size=300, progress=False,
+             train_config=config(steps=40, lr=1e-2))
+    valid = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+             if '"valid"' in line]
+    assert valid[-1]["loss"] < valid[0]["loss"] - 0.5
+    record = read_file(run / "model.pt")
+    assert record["valid"]["bits_per_char"] == pytest.approx(valid[-1]["bits_per_char"])
+
+
+def test_resume_continues_exactly(tmp_path, corpus_file):
+    kw = dict(model_config={**TINY_MODEL, "dropout": 0.2}, vocab_size=300, progress=False)
+    train_lm(corpus_file, tmp_path / "whole", train_config=config(), **kw)
+    train_lm(corpus_file, tmp_path / "split", train_config=config(), stop_at=11, **kw)
+    assert read_file(tmp_path / "split" / "checkpoint.pt")["step"] == 11
+    train_lm(corpus_file, tmp_path / "split", train_config=config(), resume=True, **kw)
+    whole = read_file(tmp_path / "whole" / "model.pt")
+    split = read_file(tmp_path / "split" / "model.pt")
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, split["model"][name]), name
+    assert whole["valid"] == split["valid"]
+
+
+def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "model.pt"
+    save_atomic({"weights": torch.ones(3)}, path)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError):
+        save_atomic({"weights": torch.zeros(3)}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["weights"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
