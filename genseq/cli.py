@@ -8,10 +8,11 @@ import click
 from genseq import __version__
 from genseq.device import DEVICES, pick_device
 from genseq.errors import GenseqError
-from genseq.lm import lm_metrics, sample_text, train_lm
 from genseq.codecs import read_text_corpus
-from genseq.store import load_model, read_file, shipped_models
+from genseq.store import export_model, load_model, read_file, shipped_models
+from genseq.tasks import TASKS, sample_text, train
 from genseq.train import TrainConfig
+from genseq.vae import DECODERS, interpolate, reconstruct, sample_prior
 
 
 class Group(click.Group):
@@ -29,13 +30,28 @@ def device_option(f):
                         help="Where to run: auto picks cuda, then mps, then cpu.")(f)
 
 
-def model_option(f):
-    return click.option("-m", "--model", "model_spec", required=True, metavar="MODEL",
-                        help="A model file, a run folder, or a shipped model's name (genseq models).")(f)
+def model_option(default: str | None = None):
+    return click.option("-m", "--model", "model_spec", required=default is None, default=default,
+                        metavar="MODEL", show_default=default is not None,
+                        help="A model file, a run folder, or a shipped model's name (genseq models).")
 
 
-def sampling_options(f):
-    for option in reversed([
+def decoding_options(f):
+    f = click.option("--beam", type=click.IntRange(min=1, max=100), default=5,
+                     help="Beam width for --decode beam.")(f)
+    return click.option("--decode", type=click.Choice(DECODERS), default="greedy",
+                        help="How a VAE's latent code becomes a line.")(f)
+
+
+def stack(*decorators):
+    def apply(f):
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+    return apply
+
+
+sampling_options = stack(
         click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
                      help="Softmax temperature; 0 means greedy."),
         click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True,
@@ -43,112 +59,207 @@ def sampling_options(f):
         click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0,
                      show_default=True, help="Nucleus sampling: the smallest set with this much probability."),
         click.option("--seed", type=int, default=None, help="Seed for reproducible samples."),
-    ]):
-        f = option(f)
-    return f
+)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="genseq")
 def main():
-    """Generate sequences (text, audio, images) with autoregressive RNNs.
+    """Generate sequences with autoregressive RNNs and a sentence VAE.
 
-    Every modality is a sequence of tokens through one codec, one model, one trainer and one
-    generate function. Try: genseq train lm corpora/shakespeare/train.txt -o runs/verse --minutes 3
+    Text, audio and images are sequences of tokens through one codec, one model, one trainer and
+    one generate function. Try: genseq interpolate "床前明月光" "春眠不觉晓"
     """
 
 
-@main.group()
-def train():
-    """Train a model on a corpus (train lm: a language model)."""
+@main.group("train")
+def train_group():
+    """Train a model on a corpus: lm (language model) or vae (sentence VAE)."""
 
 
-@train.command("lm")
-@click.argument("corpus", type=click.Path(path_type=Path))
-@click.option("-o", "--out", "run_dir", required=True, type=click.Path(path_type=Path),
-              help="Run folder for model.pt, checkpoint.pt and metrics.jsonl.")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Optimizer steps in all [default: 2000 unless --minutes is given].")
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Train for about this long instead of a number of steps.")
-@click.option("--valid", "valid_path", type=click.Path(path_type=Path), default=None,
-              help="A held-out file; without it --valid-fraction of the corpus is held out.")
-@click.option("--valid-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.05, help="Share of the corpus held out (by seed) when --valid is not given.")
-@click.option("--tokenizer", type=click.Choice(["unigram", "bpe", "char"]), default="unigram",
-              help="SentencePiece model type.")
-@click.option("--vocab-size", type=click.IntRange(min=8), default=2000, help="SentencePiece vocabulary size.")
-@click.option("--cell", type=click.Choice(["gru", "lstm"]), default="gru")
-@click.option("--hidden", type=click.IntRange(min=1), default=512, help="Hidden units per layer.")
-@click.option("--layers", type=click.IntRange(min=1), default=2)
-@click.option("--embed", type=click.IntRange(min=1), default=256, help="Embedding size.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1)
-@click.option("--tie/--no-tie", default=False, help="Tie input embeddings and output weights.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32)
-@click.option("--seq-len", type=click.IntRange(min=2), default=128, help="Tokens per training window.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, help="Peak learning rate.")
-@click.option("--valid-every", type=click.IntRange(min=1), default=250, help="Steps between validations.")
-@click.option("--seed", type=int, default=0, help="Seed for the split, initialisation and batches.")
-@click.option("--resume", is_flag=True, help="Continue the run in -o from its checkpoint, exactly.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@device_option
-def train_lm_command(corpus, run_dir, steps, minutes, valid_path, valid_fraction, tokenizer, vocab_size,
-                     cell, hidden, layers, embed, dropout, tie, batch_size, seq_len, lr, valid_every,
-                     seed, resume, quiet, device):
-    """Train an RNN language model on CORPUS: a UTF-8 text file or a folder of .txt files.
+def training_options(batch_size: int, lr: float, hidden: int):
+    """The options every ``train`` command shares, with the task's own defaults."""
+    return stack(
+        click.argument("corpus", type=click.Path(path_type=Path)),
+        click.option("-o", "--out", "run_dir", required=True, type=click.Path(path_type=Path),
+                     help="Run folder for model.pt, checkpoint.pt and metrics.jsonl."),
+        click.option("--steps", type=click.IntRange(min=1), default=None,
+                     help="Optimizer steps in all [default: 2000 unless --minutes is given]."),
+        click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Train for about this long instead of a number of steps."),
+        click.option("--valid", "valid_path", type=click.Path(path_type=Path), default=None,
+                     help="A held-out file; without it --valid-fraction of the corpus is held out."),
+        click.option("--valid-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     default=0.05, help="Share of the corpus held out (by seed) without --valid."),
+        click.option("--tokenizer", type=click.Choice(["auto", "unigram", "bpe", "char"]), default="auto",
+                     help="SentencePiece model type; auto: char for Chinese, unigram otherwise."),
+        click.option("--vocab-size", type=click.IntRange(min=8), default=2000,
+                     help="SentencePiece vocabulary size (char: at most this many characters)."),
+        click.option("--cell", type=click.Choice(["gru", "lstm"]), default="gru"),
+        click.option("--hidden", type=click.IntRange(min=1), default=hidden, help="Hidden units per layer."),
+        click.option("--embed", type=click.IntRange(min=1), default=256, help="Embedding size."),
+        click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1),
+        click.option("--batch-size", type=click.IntRange(min=1), default=batch_size),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=lr, help="Peak learning rate."),
+        click.option("--valid-every", type=click.IntRange(min=1), default=250, help="Steps between validations."),
+        click.option("--seed", type=int, default=0, help="Seed for the split, initialisation and batches."),
+        click.option("--resume", is_flag=True, help="Continue the run in -o from its checkpoint, exactly."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+        device_option,
+    )
 
-    A SentencePiece tokenizer is trained on the training split and stored in the model file.
-    """
+
+def run_training(task, corpus, run_dir, steps, minutes, valid_path, valid_fraction, tokenizer,
+                 vocab_size, batch_size, lr, valid_every, seed, resume, quiet, device, seq_len=128,
+                 **model_config):
     if steps is not None and minutes is not None:
         raise GenseqError("give --steps or --minutes, not both")
     if steps is None and minutes is None:
         steps = 2000
     config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, seq_len=seq_len, lr=lr,
                          valid_every=valid_every, seed=seed)
-    model_config = dict(cell=cell, hidden_size=hidden, num_layers=layers, embed_dim=embed,
-                        dropout=dropout, tie_embeddings=tie)
-    metrics = train_lm(corpus, run_dir, model_config=model_config, train_config=config,
-                       valid=valid_path, valid_fraction=valid_fraction, tokenizer=tokenizer,
-                       vocab_size=vocab_size, device=pick_device(device), resume=resume,
-                       progress=not quiet)
-    click.echo(f"held-out: {metrics['bits_per_char']:.3f} bits/char, {metrics['bits_per_token']:.3f} "
-               f"bits/token, perplexity {metrics['perplexity']:.2f} ({metrics['tokens']:,} tokens)",
-               err=True)
+    metrics = train(task, corpus, run_dir, model_config=model_config, train_config=config,
+                    valid=valid_path, valid_fraction=valid_fraction, tokenizer=tokenizer,
+                    vocab_size=vocab_size, device=pick_device(device), resume=resume, progress=not quiet)
+    shown = {k: metrics[k] for k in ("bits_per_char", "perplexity", "neg_elbo", "kl", "active_units",
+                                      "recon_char_accuracy") if k in metrics}
+    click.echo("held-out: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                        for k, v in shown.items()), err=True)
     click.echo(f"model written to {run_dir / 'model.pt'}", err=True)
 
 
+@train_group.command("lm")
+@training_options(batch_size=32, lr=3e-3, hidden=512)
+@click.option("--layers", "num_layers", type=click.IntRange(min=1), default=2)
+@click.option("--tie/--no-tie", "tie_embeddings", default=False, help="Tie input embeddings and output weights.")
+@click.option("--seq-len", type=click.IntRange(min=2), default=128, help="Tokens per training window.")
+def train_lm_command(hidden, embed, **options):
+    """Train an RNN language model on CORPUS: a UTF-8 text file or a folder of .txt files.
+
+    A SentencePiece tokenizer is trained on the training split and stored in the model file.
+    """
+    run_training("lm", hidden_size=hidden, embed_dim=embed, **options)
+
+
+@train_group.command("vae")
+@training_options(batch_size=64, lr=1e-3, hidden=512)
+@click.option("--latent", "latent_dim", type=click.IntRange(min=1), default=32, help="Latent dimensions.")
+@click.option("--word-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.25,
+              help="Share of decoder inputs replaced by unk (Bowman et al. 2016).")
+@click.option("--free-bits", type=click.FloatRange(min=0), default=0.5,
+              help="KL floor per latent dimension in nats (Kingma et al. 2016); 0: off.")
+@click.option("--kl-schedule", type=click.Choice(["constant", "linear", "logistic", "cyclical"]),
+              default="cyclical", help="KL annealing: logistic is Bowman's, cyclical Fu et al.'s.")
+@click.option("--kl-anneal-steps", type=click.IntRange(min=1), default=2000,
+              help="Ramp length (linear, logistic) or cycle length (cyclical).")
+@click.option("--kl-cycles", type=click.IntRange(min=1), default=4, help="Cycles before the weight holds.")
+@click.option("--beta", type=click.FloatRange(min=0), default=1.0, help="Final KL weight.")
+@click.option("--ae-pretrain-steps", type=click.IntRange(min=0), default=0,
+              help="Train as an autoencoder first, then reset the decoder (Li et al. 2019).")
+def train_vae_command(hidden, embed, **options):
+    """Train a sentence VAE on CORPUS: one line per item, a text file or a folder of .txt files."""
+    run_training("vae", hidden_size=hidden, embed_dim=embed, **options)
+
+
 @main.command()
-@model_option
+@model_option("shakespeare")
 @click.option("-n", "count", type=click.IntRange(min=1, max=10_000), default=5, help="How many lines.")
-@click.option("--prompt", default=None, help="Start every line with this text.")
+@click.option("--prompt", default=None, help="Start every line with this text (language models).")
 @click.option("--max-tokens", type=click.IntRange(min=1, max=100_000), default=200,
-              help="Longest line, in tokens.")
+              help="Longest line, in tokens (language models).")
+@decoding_options
 @sampling_options
 @device_option
-def sample(model_spec, count, prompt, max_tokens, temperature, top_k, top_p, seed, device):
-    """Sample lines from a language model, optionally continuing --prompt."""
-    loaded = load_model(model_spec, pick_device(device), task="lm")
-    for line in sample_text(loaded, count, prompt, max_tokens, temperature=temperature, top_k=top_k,
-                            top_p=top_p, seed=seed):
+def sample(model_spec, count, prompt, max_tokens, decode, beam, temperature, top_k, top_p, seed, device):
+    """Sample lines: from a language model, or from a VAE's prior."""
+    loaded = load_model(model_spec, pick_device(device))
+    sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p)
+    if loaded.record["task"] == "vae":
+        if prompt:
+            raise GenseqError("a VAE samples whole lines from its prior and takes no --prompt; "
+                              "use genseq reconstruct or interpolate to start from a line")
+        lines = sample_prior(loaded, count, seed=seed, decode=decode, beam=beam, **sampling)
+    else:
+        lines = sample_text(loaded, count, prompt, max_tokens, seed=seed, **sampling)
+    for line in lines:
         click.echo(line)
 
 
 @main.command("eval")
 @click.argument("corpus", type=click.Path(path_type=Path))
-@model_option
+@model_option()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--iw-samples", type=click.IntRange(min=1), default=500,
+              help="Importance samples per line for a VAE's IW-NLL.")
+@click.option("--seed", type=int, default=0, help="Seed for the VAE's latent samples.")
 @device_option
-def eval_command(corpus, model_spec, as_json, device):
-    """Score held-out CORPUS under a model: NLL, bits per token and per character, perplexity."""
-    loaded = load_model(model_spec, pick_device(device), task="lm")
+def eval_command(corpus, model_spec, as_json, iw_samples, seed, device):
+    """Score held-out CORPUS: NLL, bits per token and character, perplexity; for a VAE also
+    IW-NLL, KL, mutual information, active units and reconstruction accuracy."""
+    loaded = load_model(model_spec, pick_device(device))
     items = read_text_corpus(corpus)
-    metrics = lm_metrics(loaded.model, loaded.codec, items)
+    task = loaded.record["task"]
+    extra = {"iw_samples": iw_samples, "seed": seed} if task == "vae" else {}
+    metrics = TASKS[task].metrics(loaded.model, loaded.codec, items, **extra)
     del metrics["loss"]
     if as_json:
         click.echo(json.dumps({"model": str(loaded.path), "corpus": str(corpus), **metrics}))
         return
     for name, value in metrics.items():
         click.echo(f"{name:>20}  {value:,.4f}" if isinstance(value, float) else f"{name:>20}  {value:,}")
+
+
+def vae_option(f):
+    return model_option("poems")(f)
+
+
+@main.command("interpolate")
+@click.argument("first")
+@click.argument("second")
+@vae_option
+@click.option("--steps", type=click.IntRange(min=2, max=1000), default=8,
+              help="Points on the path, both ends included.")
+@click.option("--slerp", is_flag=True, help="Walk the great circle instead of the straight line.")
+@decoding_options
+@sampling_options
+@device_option
+def interpolate_command(first, second, model_spec, steps, slerp, decode, beam, temperature, top_k,
+                        top_p, seed, device):
+    """Decode the latent path between two lines into a row of lines (a sentence VAE)."""
+    loaded = load_vae(model_spec, device)
+    path = interpolate(loaded, first, second, steps, spherical=slerp, warn=warn, decode=decode,
+                       beam=beam, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    click.echo(f"{'A':>5}  {first}  (given)")
+    for t, line in path:
+        click.echo(f"{t:5.2f}  {line}")
+    click.echo(f"{'B':>5}  {second}  (given)")
+
+
+@main.command("reconstruct")
+@click.argument("lines", nargs=-1, required=True)
+@vae_option
+@decoding_options
+@sampling_options
+@device_option
+def reconstruct_command(lines, model_spec, decode, beam, temperature, top_k, top_p, seed, device):
+    """Encode each line to its posterior mean and decode it back (a sentence VAE)."""
+    loaded = load_vae(model_spec, device)
+    decoded = reconstruct(loaded, list(lines), warn=warn, decode=decode, beam=beam,
+                          temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    for line, out in zip(lines, decoded):
+        click.echo(f"{line}  ->  {out}")
+
+
+def warn(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def load_vae(model_spec: str, device: str):
+    loaded = load_model(model_spec, pick_device(device))
+    if loaded.record["task"] != "vae":
+        raise GenseqError(f"{model_spec} is a language model; this command needs a VAE: train one "
+                          "with genseq train vae")
+    return loaded
 
 
 @main.command()
@@ -161,13 +272,24 @@ def models(as_json):
     for name, path in shipped.items():
         record = read_file(path)
         valid = record.get("valid") or {}
-        score = {k: round(v, 4) for k, v in valid.items() if k.startswith("bits_per")}
+        score = {k: round(valid[k], 3) for k in ("bits_per_char", "perplexity", "neg_elbo", "kl",
+                                                 "recon_char_accuracy") if k in valid}
         row = {"name": name, "task": record["task"], "kind": record["codec"]["kind"],
                "corpus": record["corpus"]["name"], "megabytes": round(path.stat().st_size / 1e6, 2),
                "held_out": score}
         if as_json:
             click.echo(json.dumps(row))
         else:
-            scores = ", ".join(f"{v} {k.replace('_', ' ').replace('bits per', 'bits/')}" for k, v in score.items())
-            click.echo(f"{name:<12} {row['task']:<4} {row['kind']:<6} {row['corpus']:<24} "
-                       f"{row['megabytes']:>5.1f} MB  {scores}")
+            scores = ", ".join(f"{k} {v}" for k, v in score.items())
+            click.echo(f"{name:<12} {row['task']:<4} {row['kind']:<5} {row['corpus']:<34} "
+                       f"{row['megabytes']:>4.1f} MB  held-out {scores}")
+
+
+@main.command("export")
+@click.argument("source", metavar="MODEL")
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--half/--full", default=True, help="Store weights as float16 (half the size).")
+def export_command(source, target, half):
+    """Write MODEL (file, run folder or name) as one shareable model file, weights only."""
+    size = export_model(source, target, half)
+    click.echo(f"wrote {target} ({size / 1e6:.1f} MB)", err=True)

@@ -26,6 +26,11 @@ def split_holdout(items: list, fraction: float, seed: int, block: int = 50) -> t
     return train, valid
 
 
+def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    """The random generator that picks the data of one step on one rank."""
+    return torch.Generator().manual_seed(hash((seed, step, rank)) & 0x7FFF_FFFF_FFFF)
+
+
 class TokenWindows:
     """Random windows of ``seq_len + 1`` ids from one token stream, ``batch_size`` per step."""
 
@@ -39,7 +44,31 @@ class TokenWindows:
 
     def batch(self, step: int, rank: int = 0) -> torch.Tensor:
         """The (batch_size, seq_len + 1) windows for ``step`` (and ``rank``, for data parallelism)."""
-        generator = torch.Generator().manual_seed(hash((self.seed, step, rank)) & 0x7FFF_FFFF_FFFF)
+        generator = step_generator(self.seed, step, rank)
         starts = torch.randint(len(self.stream) - self.seq_len, (self.batch_size,), generator=generator)
         offsets = torch.arange(self.seq_len + 1)
         return self.stream[starts[:, None] + offsets].long()
+
+
+def pad_sequences(sequences: list[list[int]], bos: int, eos: int, pad: int = 0) -> torch.Tensor:
+    """Id lists -> (B, T) ids laid out as ``bos x_1 .. x_n eos pad ..``."""
+    width = max(len(s) for s in sequences) + 2
+    out = torch.full((len(sequences), width), pad, dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        out[row, :len(ids) + 2] = torch.tensor([bos, *ids, eos])
+    return out
+
+
+class ItemBatches:
+    """Random whole items (lines), ``batch_size`` per step, padded: the data of a sequence VAE."""
+
+    def __init__(self, sequences: list[list[int]], batch_size: int, seed: int, bos: int, eos: int):
+        if not sequences:
+            raise GenseqError("the training split holds no items; give more lines")
+        self.sequences, self.batch_size, self.seed = sequences, batch_size, seed
+        self.bos, self.eos = bos, eos
+
+    def batch(self, step: int, rank: int = 0) -> torch.Tensor:
+        generator = step_generator(self.seed, step, rank)
+        picks = torch.randint(len(self.sequences), (self.batch_size,), generator=generator)
+        return pad_sequences([self.sequences[i] for i in picks.tolist()], self.bos, self.eos)

@@ -71,3 +71,49 @@ def generate(model, prime, steps: int, *, batch: int = 1, temperature: float = 1
         if t + 1 < steps:
             logits, state = model.step(token, state)
     return out
+
+
+def select_state(state, index: torch.Tensor):
+    """Rows ``index`` of a recurrent state (a (L, B, H) tensor or an LSTM's pair of them)."""
+    if isinstance(state, tuple):
+        return tuple(s.index_select(1, index) for s in state)
+    return state.index_select(1, index)
+
+
+@torch.inference_mode()
+def beam_search(model, prime, steps: int, *, batch: int = 1, beam: int = 5,
+                stop_id: int | None = None) -> torch.Tensor:
+    """The most likely continuation of ``prime`` by beam search, (batch, steps).
+
+    Every sequence keeps its ``beam`` best partial continuations by total log-probability; a beam
+    that has emitted ``stop_id`` is finished and only repeats it at no cost.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    prime = torch.as_tensor(prime, dtype=torch.long, device=device)
+    if prime.dim() == 1:
+        prime = prime.unsqueeze(0).expand(batch, -1)
+    B = prime.size(0)
+    logits, state = model(prime.repeat_interleave(beam, 0))
+    logits = logits[:, -1]
+    scores = torch.full((B, beam), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # all beams start identical: let only the first one expand at first
+    tokens = torch.empty(B, beam, 0, dtype=torch.long, device=device)
+    finished = torch.zeros(B, beam, dtype=torch.bool, device=device)
+    V = logits.size(-1)
+    for t in range(steps):
+        logp = logits.float().log_softmax(-1).view(B, beam, V)
+        if stop_id is not None:  # a finished beam continues only with stop_id, at no cost
+            logp = torch.where(finished.unsqueeze(-1), torch.full_like(logp, float("-inf")), logp)
+            logp[..., stop_id] = torch.where(finished, 0.0, logp[..., stop_id])
+        total = (scores.unsqueeze(-1) + logp).view(B, beam * V)
+        scores, flat = total.topk(beam, -1)
+        origin, token = flat // V, flat % V
+        tokens = torch.cat([tokens.gather(1, origin.unsqueeze(-1).expand(-1, -1, t)), token.unsqueeze(-1)], -1)
+        if stop_id is not None:
+            finished = finished.gather(1, origin) | (token == stop_id)
+            if bool(finished.all()):
+                break
+        rows = (origin + torch.arange(B, device=device).unsqueeze(1) * beam).flatten()
+        logits, state = model.step(token.flatten(), select_state(state, rows))
+    return tokens[:, 0]

@@ -117,3 +117,15 @@ def load_model(spec: str, device: str | torch.device = "cpu", task: str | None =
     except RuntimeError:
         raise GenseqError(f"{path}: the weights do not match the stored config; the file is damaged") from None
     return Loaded(model.to(device).eval(), codec_from_state(record["codec"]), record, path)
+
+
+def export_model(spec: str, target, half: bool = True) -> int:
+    """Copy a model file (resolved from ``spec``) to ``target`` without training state, with
+    float16 weights if ``half`` (loading casts them back); returns the new file's size in bytes."""
+    record = read_file(resolve(spec))
+    keep = {k: v for k, v in record.items() if k in ("format", "version", "task", "family", "config",
+                                                      "model", "codec", "corpus", "valid", "step")}
+    if half:
+        keep["model"] = {k: v.half() if v.is_floating_point() else v for k, v in record["model"].items()}
+    save_atomic(keep, target)
+    return Path(target).stat().st_size

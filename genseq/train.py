@@ -4,7 +4,7 @@ AdamW, gradient clipping, linear warm-up then cosine decay, periodic validation,
 ``metrics.jsonl``, and atomic checkpoints from which ``--resume`` continues exactly: the batch of
 each step is a function of (seed, step), and the model, optimizer, step and RNG states are restored.
 
-A model plugs in through ``model.loss(batch) -> {"loss": ..., other stats}``; a ``validate(model)``
+A model plugs in through ``model.loss(batch, step) -> {"loss": ..., other stats}``; a ``validate(model)``
 callable returns the held-out metrics, whose ``"loss"`` picks the best and stops on divergence.
 """
 
@@ -142,7 +142,7 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = learning_rate(config, self.step, self.total)
                 batch = self.data.batch(self.step).to(self.device, non_blocking=True)
-                stats = self.model.loss(batch)
+                stats = self.model.loss(batch, self.step)
                 self.optimizer.zero_grad(set_to_none=True)
                 stats["loss"].backward()
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
@@ -165,10 +165,10 @@ class Trainer:
                                           "good checkpoint is kept, resume with a lower --lr")
                     rate = window_tokens / (time.perf_counter() - window_start)
                     window_start, window_tokens = time.perf_counter(), 0
-                    extra = {k: round(v.item(), 4) for k, v in stats.items() if k != "loss"}
-                    self._log(split="train", loss=round(loss, 4), bits_per_token=round(loss / LN2, 4),
-                              lr=self.optimizer.param_groups[0]["lr"], tokens_per_s=round(rate), **extra)
-                    bar.set_postfix(loss=f"{loss:.3f}", bits=f"{loss / LN2:.3f}", tok_s=f"{rate:,.0f}",
+                    stats = {k: round(v.item(), 4) for k, v in stats.items()}
+                    self._log(split="train", **stats, lr=self.optimizer.param_groups[0]["lr"],
+                              tokens_per_s=round(rate))
+                    bar.set_postfix(**{k: f"{v:.3f}" for k, v in stats.items()}, tok_s=f"{rate:,.0f}",
                                     refresh=False)
                 if self.step % config.valid_every == 0 or self.step == self.total:
                     self._validate()

@@ -2,7 +2,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 from click.testing import CliRunner
 
 from genseq.cli import main
@@ -26,7 +25,7 @@ def test_train_sample_eval_models(tmp_path, corpus_file):
     out = tmp_path / "run"
     result = run("train", "lm", corpus_file, "-o", out, "--steps", 12, "--valid-every", 6, *TINY)
     assert result.exit_code == 0, result.output
-    assert "bits/char" in result.output
+    assert "bits_per_char" in result.output
     assert {p.name for p in out.iterdir()} == {"model.pt", "checkpoint.pt", "metrics.jsonl"}
 
     result = run("sample", "-m", out, "-n", 3, "--prompt", "To be", "--temperature", 0.8, "--top-p", 0.9,
@@ -112,3 +111,43 @@ def test_a_failed_run_overwrites_nothing(tmp_path, corpus_file, tiny_run):
     result = run("train", "lm", empty, "-o", tiny_run, "--resume", *TINY)
     assert result.exit_code != 0
     assert {p.name: p.read_bytes() for p in tiny_run.iterdir()} == before
+
+
+def test_vae_commands(tiny_vae_run, tiny_run):
+    result = run("interpolate", "床前明月光", "春眠不觉晓", "-m", tiny_vae_run, "--steps", 4)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["A", "床前明月光", "(given)"] and lines[-1].split() == ["B", "春眠不觉晓", "(given)"]
+    assert len(lines) == 6 and lines[1].split()[1] == "床前明月光" and lines[4].split()[1] == "春眠不觉晓"
+    for decode in ("greedy", "beam", "sample"):
+        result = run("reconstruct", "春眠不觉晓", "-m", tiny_vae_run, "--decode", decode, "--seed", 1)
+        assert result.exit_code == 0 and result.output.startswith("春眠不觉晓  ->  "), result.output
+    result = run("interpolate", "a", "b", "-m", tiny_vae_run, "--slerp", "--decode", "sample", "--seed", 2)
+    assert result.exit_code == 0 and "never saw" in result.output
+    result = run("sample", "-m", tiny_vae_run, "-n", 4, "--seed", 3)
+    assert result.exit_code == 0 and len(result.output.splitlines()) == 4
+    result = run("eval", tiny_vae_run / "model.pt", "-m", tiny_vae_run, "--json", "--iw-samples", 10)
+    assert result.exit_code == 1  # a model file is no corpus
+    assert "is not UTF-8 text" in result.output or "looks binary" in result.output
+
+
+def test_vae_eval_json(tmp_path, tiny_vae_run):
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("床前明月光\n春眠不觉晓\n", encoding="utf-8")
+    result = run("eval", corpus, "-m", tiny_vae_run, "--json", "--iw-samples", 10)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["lines"] == 2 and metrics["iw_samples"] == 10
+    assert metrics["iw_nll"] <= metrics["neg_elbo"] + 1e-3
+
+
+def test_vae_commands_refuse_language_models_and_empty_lines(tiny_run, tiny_vae_run):
+    result = run("interpolate", "a", "b", "-m", tiny_run)
+    assert result.exit_code == 1
+    assert "is a language model; this command needs a VAE: train one with genseq train vae" in result.output
+    result = run("reconstruct", "", "-m", tiny_vae_run)
+    assert result.exit_code == 1 and "empty line" in result.output
+    result = run("interpolate", "a", "b", "-m", tiny_vae_run, "--steps", 0)
+    assert result.exit_code == 2 and "0 is not in the range" in result.output
+    result = run("sample", "-m", tiny_vae_run, "--prompt", "x")
+    assert result.exit_code == 1 and "takes no --prompt" in result.output

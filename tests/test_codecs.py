@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from genseq.codecs import TextCodec, codec_from_state, read_text_corpus
 from genseq.codecs.text import EOS, UNK

@@ -17,6 +17,14 @@ PAD, UNK, BOS, EOS = 0, 1, 2, 3
 TOKENIZERS = ("unigram", "bpe", "char")
 
 
+def choose_tokenizer(lines) -> str:
+    """``auto``: ``char`` for text written mostly in CJK ideographs (no spaces to split on, and one
+    character is one word-like unit), ``unigram`` otherwise."""
+    sample = "".join(lines[:2000])
+    cjk = sum("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" for ch in sample)
+    return "char" if cjk > 0.3 * max(1, len(sample)) else "unigram"
+
+
 def read_text_corpus(path) -> list[str]:
     """The non-empty lines of a UTF-8 file, or of every ``.txt`` file under a folder (sorted).
 
@@ -72,7 +80,8 @@ class TextCodec(Codec):
                 sentence_iterator=iter(lines), model_writer=model, model_type=tokenizer,
                 vocab_size=vocab_size, hard_vocab_limit=False, character_coverage=0.9999,
                 pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS, input_sentence_size=2_000_000,
-                shuffle_input_sentence=True, max_sentence_length=1 << 16, minloglevel=2)
+                shuffle_input_sentence=True, max_sentence_length=1 << 16, minloglevel=2,
+                add_dummy_prefix=tokenizer != "char")  # chars need no word-start marker
         except RuntimeError as e:
             raise GenseqError(f"SentencePiece could not train on this corpus ({e}); "
                               "try a smaller --vocab-size or more text") from None
@@ -100,6 +109,10 @@ class TextCodec(Codec):
 
     def prime(self, prefix: str | None = None) -> list[int]:
         return [EOS] + (self.encode(prefix) if prefix else [])
+
+    def unknown_characters(self, text: str) -> list[str]:
+        """The distinct characters of ``text`` that the tokenizer never saw (they become unk)."""
+        return sorted({ch for ch in text if not ch.isspace() and UNK in self.sp.encode(ch)})
 
     def counts(self, items) -> dict[str, int]:
         return {"char": sum(len(line) + 1 for line in items)}  # +1: the newline that eos stands for

@@ -4,8 +4,9 @@ from dataclasses import asdict
 
 from genseq.errors import GenseqError
 from genseq.models.rnn import RNNConfig, RNNLM
+from genseq.models.vae import SequenceVAE, VAEConfig
 
-FAMILIES = {RNNLM.family: (RNNConfig, RNNLM)}
+FAMILIES = {RNNLM.family: (RNNConfig, RNNLM), SequenceVAE.family: (VAEConfig, SequenceVAE)}
 
 
 def build_model(family: str, config: dict):
@@ -24,4 +25,4 @@ def model_config(model) -> dict:
     return asdict(model.config)
 
 
-__all__ = ["FAMILIES", "RNNConfig", "RNNLM", "build_model", "model_config"]
+__all__ = ["FAMILIES", "RNNConfig", "RNNLM", "SequenceVAE", "VAEConfig", "build_model", "model_config"]

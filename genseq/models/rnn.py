@@ -5,6 +5,7 @@ Two paths, as every model here has: a teacher-forced :meth:`RNNLM.forward` over 
 generation does O(1) work per token and never re-runs the prefix.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -58,10 +59,11 @@ class RNNLM(nn.Module):
         logits, state = self(token.unsqueeze(1), state)
         return logits.squeeze(1), state
 
-    def loss(self, batch: torch.Tensor) -> dict:
-        """batch: (B, T + 1) ids -> ``{"loss": mean NLL in nats per predicted token}``."""
+    def loss(self, batch: torch.Tensor, step: int = 0) -> dict:
+        """batch: (B, T + 1) ids -> ``{"loss": mean NLL in nats per predicted token, "bits_per_token"}``."""
         logits, _ = self(batch[:, :-1])
-        return {"loss": F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())}
+        loss = F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
+        return {"loss": loss, "bits_per_token": loss.detach() / math.log(2)}
 
 
 @torch.inference_mode()

@@ -1,6 +1,8 @@
-"""The language-model task: train on a corpus, score held-out data, sample.
+"""Tasks: what differs between training a language model and a sequence VAE on a corpus.
 
-Each function here is what one CLI command does, callable from Python as well.
+A task builds its model from the codec, turns the training items into batches and scores held-out
+items; :func:`train` does the rest (corpus, split, tokenizer, run folder, resume) the same way
+for every task. Each function here is what one CLI command does, callable from Python as well.
 """
 
 import hashlib
@@ -11,16 +13,16 @@ from pathlib import Path
 import torch
 
 from genseq.codecs import Codec, TextCodec, read_text_corpus
-from genseq.data import TokenWindows, split_holdout
+from genseq.codecs.text import BOS, EOS, choose_tokenizer
+from genseq.data import ItemBatches, TokenWindows, split_holdout
 from genseq.errors import GenseqError
 from genseq.generate import generate
 from genseq.models import RNNConfig, RNNLM, build_model
 from genseq.models.rnn import stream_nll
+from genseq.models.vae import SequenceVAE, VAEConfig
 from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, read_file
 from genseq.train import LN2, Trainer, TrainConfig
-
-TASK = "lm"
-
+from genseq.vae import vae_metrics
 
 def lm_metrics(model, codec: Codec, items) -> dict:
     """Held-out NLL of ``items`` in nats and bits per token, perplexity, and bits per unit of
@@ -28,7 +30,8 @@ def lm_metrics(model, codec: Codec, items) -> dict:
     nats, tokens = stream_nll(model, codec.encode_stream(items))
     per_token = nats / tokens
     metrics = {"loss": per_token, "nll_nats_per_token": per_token, "bits_per_token": per_token / LN2,
-               "perplexity": math.exp(per_token), "tokens": tokens}
+               "perplexity": math.exp(per_token), "tokens": tokens,
+               "nll_nats_per_item": nats / len(items), "items": len(items)}
     for unit, count in codec.counts(items).items():
         metrics[f"{unit}s"] = count
         metrics[f"bits_per_{unit}"] = nats / LN2 / count
@@ -61,17 +64,58 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
         raise GenseqError(f"cannot write to {run_dir}; choose another -o folder")
 
 
-def train_lm(corpus, run_dir, *, model_config: dict | None = None, train_config: TrainConfig,
-             valid=None, valid_fraction: float = 0.05, tokenizer: str = "unigram",
-             vocab_size: int = 2000, device: torch.device = torch.device("cpu"), resume: bool = False,
-             progress: bool = True, stop_at: int | None = None) -> dict:
-    """Train an RNN language model on ``corpus`` (a text file or folder of .txt files) into
-    ``run_dir``; return the final held-out metrics.
+class LMTask:
+    """An RNN language model over the stream of all items, trained on random windows of it."""
+
+    name = "lm"
+
+    @staticmethod
+    def build(codec: Codec, model_config: dict) -> RNNLM:
+        return RNNLM(RNNConfig(vocab_size=codec.vocab_size, **model_config))
+
+    @staticmethod
+    def data(codec: Codec, items: list, config: TrainConfig):
+        stream = codec.encode_stream(items)
+        return TokenWindows(stream, config.seq_len, config.batch_size, config.seed), {"train_tokens": len(stream)}
+
+    metrics = staticmethod(lm_metrics)
+
+
+class VAETask:
+    """A sequence VAE over whole items (lines), trained on random padded batches of them."""
+
+    name = "vae"
+
+    @staticmethod
+    def build(codec: Codec, model_config: dict) -> SequenceVAE:
+        return SequenceVAE(VAEConfig(vocab_size=codec.vocab_size, **model_config))
+
+    @staticmethod
+    def data(codec: Codec, items: list, config: TrainConfig):
+        sequences = [codec.encode(item) for item in items]
+        facts = {"train_tokens": sum(len(s) + 1 for s in sequences),
+                 "longest_tokens": max(len(s) for s in sequences) + 1}
+        return ItemBatches(sequences, config.batch_size, config.seed, BOS, EOS), facts
+
+    metrics = staticmethod(vae_metrics)
+
+
+TASKS = {task.name: task for task in (LMTask, VAETask)}
+
+
+def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train_config: TrainConfig,
+          valid=None, valid_fraction: float = 0.05, tokenizer: str = "auto", vocab_size: int = 2000,
+          device: torch.device = torch.device("cpu"), resume: bool = False, progress: bool = True,
+          stop_at: int | None = None) -> dict:
+    """Train a model for ``task`` (``lm`` or ``vae``) on ``corpus`` (a text file or folder of .txt
+    files) into ``run_dir``; return the final held-out metrics.
 
     ``valid`` names a held-out file; without it ``valid_fraction`` of the corpus is held out,
-    chosen by ``train_config.seed``. With ``resume`` the run's own codec, model and training
-    settings are used, and the corpus must be the one it started on.
+    chosen by ``train_config.seed``. ``tokenizer="auto"`` picks ``char`` for Chinese text and
+    ``unigram`` otherwise. With ``resume`` the run's own codec, model and training settings are
+    used, and the corpus must be the one it started on.
     """
+    spec = TASKS[task]
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume)
     items = read_text_corpus(corpus)
@@ -82,6 +126,9 @@ def train_lm(corpus, run_dir, *, model_config: dict | None = None, train_config:
 
     if resume:
         checkpoint = read_file(run_dir / CHECKPOINT_FILE)
+        if checkpoint["task"] != task:
+            raise GenseqError(f"{run_dir} holds a {checkpoint['task']} run; resume it with "
+                              f"genseq train {checkpoint['task']}")
         if checkpoint["corpus"]["sha256"] != fingerprint(train_items):
             raise GenseqError(f"{corpus} is not the corpus this run was trained on; resume with the "
                               "same corpus and --valid settings")
@@ -90,16 +137,15 @@ def train_lm(corpus, run_dir, *, model_config: dict | None = None, train_config:
         train_config = TrainConfig(**checkpoint["train"])
     else:
         torch.manual_seed(train_config.seed)
+        if tokenizer == "auto":
+            tokenizer = choose_tokenizer(train_items)
         codec = TextCodec.train(train_items, tokenizer, vocab_size)
-        model = RNNLM(RNNConfig(vocab_size=codec.vocab_size, **(model_config or {})))
+        model = spec.build(codec, model_config or {})
 
-    train_stream = codec.encode_stream(train_items)
-    data = TokenWindows(train_stream, train_config.seq_len, train_config.batch_size, train_config.seed)
-    train_config.seq_len = data.seq_len
-    meta = {"corpus": {"name": Path(corpus).name, "sha256": fingerprint(train_items),
-                       "train_items": len(train_items), "valid_items": len(valid_items),
-                       "train_tokens": len(train_stream)}}
-    trainer = Trainer(model, codec, TASK, data, lambda m: lm_metrics(m, codec, valid_items),
+    data, facts = spec.data(codec, train_items, train_config)
+    meta = {"corpus": {"name": str(corpus), "sha256": fingerprint(train_items),
+                       "train_items": len(train_items), "valid_items": len(valid_items), **facts}}
+    trainer = Trainer(model, codec, task, data, lambda m: spec.metrics(m, codec, valid_items),
                       train_config, run_dir, device, meta=meta, progress=progress)
     if resume:
         trainer.resume()

@@ -1,0 +1,164 @@
+"""Sequence VAE (Bowman et al. 2016, "Generating Sentences from a Continuous Space").
+
+A bidirectional RNN encodes a whole sequence into a Gaussian posterior q(z|x); an RNN decoder,
+initialised from z and fed z at every step, models p(x|z) autoregressively. Posterior collapse,
+the field's known failure, is fought on four fronts, each a config switch:
+
+- KL annealing: ``linear``, ``logistic`` (Bowman) or ``cyclical`` (Fu et al. 2019);
+- token dropout on the decoder's inputs (Bowman), so the decoder must lean on z;
+- free bits (Kingma et al. 2016): a per-dimension KL floor below which KL is not penalised;
+- autoencoder pretraining (Li et al. 2019): train with no KL term first, then reset the decoder.
+
+Sequences here are (B, T) ids laid out as ``bos x_1 .. x_n eos pad ..``: the encoder reads
+``x_1 .. eos``, the decoder reads ``bos x_1 .. x_n`` and predicts ``x_1 .. eos``.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from genseq.models.rnn import CELLS
+
+PAD, UNK = 0, 1
+LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass
+class VAEConfig:
+    vocab_size: int
+    cell: str = "gru"
+    embed_dim: int = 256
+    hidden_size: int = 512
+    latent_dim: int = 32
+    dropout: float = 0.1          # on embeddings and decoder outputs
+    # the training objective, saved with the model so that a run is reproducible
+    word_dropout: float = 0.25    # share of decoder inputs replaced by unk
+    free_bits: float = 0.5        # KL floor per latent dimension, nats (0: off)
+    kl_schedule: str = "cyclical"  # constant | linear | logistic | cyclical
+    kl_anneal_steps: int = 2000   # ramp length (linear, logistic) or cycle length (cyclical)
+    kl_cycles: int = 4            # cyclical: cycles before the weight stays at beta
+    beta: float = 1.0             # final KL weight
+    ae_pretrain_steps: int = 0    # steps with no KL term before the decoder is reset (0: off)
+
+
+KL_SCHEDULES = ("constant", "linear", "logistic", "cyclical")
+
+
+def kl_weight(config: VAEConfig, step: int) -> float:
+    """The KL term's weight at optimizer ``step`` (counted after autoencoder pretraining)."""
+    n = max(1, config.kl_anneal_steps)
+    if config.kl_schedule == "linear":
+        ramp = min(1.0, step / n)
+    elif config.kl_schedule == "logistic":
+        ramp = 1 / (1 + math.exp(-10 * (step - n / 2) / n))
+    elif config.kl_schedule == "cyclical":  # ramp over the first half of each cycle, then hold
+        ramp = 1.0 if step >= n * config.kl_cycles else min(1.0, (step % n) / (n / 2))
+    else:
+        ramp = 1.0
+    return config.beta * ramp
+
+
+class SequenceVAE(nn.Module):
+    family = "vae"
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        E, H, Z = config.embed_dim, config.hidden_size, config.latent_dim
+        self.embed = nn.Embedding(config.vocab_size, E, padding_idx=PAD)
+        self.encoder = CELLS[config.cell](E, H, batch_first=True, bidirectional=True)
+        self.posterior = nn.Linear(2 * H, 2 * Z)
+        self.latent_to_state = nn.Linear(Z, H)
+        self.decoder = CELLS[config.cell](E + Z, H, batch_first=True)
+        self.head = nn.Linear(H, config.vocab_size)
+        self.drop = nn.Dropout(config.dropout)
+
+    # -- encoder -------------------------------------------------------------------------------
+    def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens: (B, T) in the ``bos x eos pad`` layout -> posterior mean and log-variance (B, Z)."""
+        body = tokens[:, 1:]
+        lengths = (body != PAD).sum(1).clamp(min=1).cpu()
+        packed = pack_padded_sequence(self.drop(self.embed(body)), lengths, batch_first=True,
+                                      enforce_sorted=False)
+        _, final = self.encoder(packed)
+        if isinstance(final, tuple):  # LSTM: (h, c)
+            final = final[0]
+        mean, logvar = self.posterior(torch.cat([final[0], final[1]], -1)).chunk(2, -1)
+        return mean, logvar
+
+    # -- decoder -------------------------------------------------------------------------------
+    def initial_state(self, z: torch.Tensor):
+        h = torch.tanh(self.latent_to_state(z)).unsqueeze(0)
+        return (h, torch.zeros_like(h)) if self.config.cell == "lstm" else h
+
+    def decode(self, tokens: torch.Tensor, z: torch.Tensor, state=None):
+        """tokens: (B, T) decoder inputs, z: (B, Z) -> logits (B, T, V) and the state. Without
+        ``state`` the decoder starts from z."""
+        if state is None:
+            state = self.initial_state(z)
+        inputs = torch.cat([self.drop(self.embed(tokens)), z.unsqueeze(1).expand(-1, tokens.size(1), -1)], -1)
+        hidden, state = self.decoder(inputs, state)
+        return self.head(self.drop(hidden)), state
+
+    def reset_decoder(self) -> None:
+        for module in (self.latent_to_state, self.decoder, self.head):
+            module.reset_parameters()
+
+    # -- objective -----------------------------------------------------------------------------
+    def reconstruction_nll(self, tokens: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) in nats per sequence, (B,)."""
+        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+        if self.training and self.config.word_dropout > 0:
+            drop = torch.rand(inputs.shape, device=inputs.device) < self.config.word_dropout
+            drop[:, 0] = False  # keep bos
+            inputs = inputs.masked_fill(drop & (inputs != PAD), UNK)
+        logits, _ = self.decode(inputs, z)
+        nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD, reduction="none")
+        return nll.sum(1)
+
+    def loss(self, tokens: torch.Tensor, step: int = 0) -> dict:
+        """Negative ELBO with the annealed KL weight and free bits, averaged over sequences."""
+        config = self.config
+        pretraining = step < config.ae_pretrain_steps
+        if step == config.ae_pretrain_steps > 0:
+            self.reset_decoder()
+        mean, logvar = self.encode(tokens)
+        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
+        rec = self.reconstruction_nll(tokens, z).mean()
+        kl_dims = gaussian_kl(mean, logvar).mean(0)  # (Z,), averaged over the batch
+        kl_penalised = kl_dims.clamp(min=config.free_bits) if config.free_bits > 0 else kl_dims
+        beta = 0.0 if pretraining else kl_weight(config, step - config.ae_pretrain_steps)
+        return {"loss": rec + beta * kl_penalised.sum(), "rec": rec.detach(), "kl": kl_dims.sum().detach(),
+                "beta": torch.tensor(beta)}
+
+
+def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, I)) per dimension, same shape as ``mean``."""
+    return 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar)
+
+
+def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mean, exp(logvar)) summed over the last dimension."""
+    return -0.5 * (LOG_2PI + logvar + (z - mean).pow(2) / logvar.exp()).sum(-1)
+
+
+class LatentDecoder(nn.Module):
+    """The decoder with z fixed: the ``forward``/``step`` interface of a language model, so that
+    :func:`genseq.generate.generate` and beam search decode a VAE's latent codes unchanged."""
+
+    def __init__(self, vae: SequenceVAE, z: torch.Tensor):
+        super().__init__()
+        self.vae, self.z = vae, z
+
+    def forward(self, tokens: torch.Tensor, state=None):
+        z = self.z if self.z.size(0) == tokens.size(0) else self.z.repeat_interleave(
+            tokens.size(0) // self.z.size(0), 0)
+        return self.vae.decode(tokens, z, state)
+
+    def step(self, token: torch.Tensor, state):
+        logits, state = self(token.unsqueeze(1), state)
+        return logits.squeeze(1), state

@@ -1,0 +1,170 @@
+"""The sentence-VAE task: encode lines, decode latent codes, interpolate, and measure the model.
+
+Metrics follow He et al. 2019 ("Lagging inference networks and posterior collapse"): importance
+weighted NLL, KL, mutual information between x and z, active units; plus how much of a line
+greedy decoding of its posterior mean gives back.
+"""
+
+import math
+
+import torch
+
+from genseq.codecs.text import BOS, EOS, TextCodec
+from genseq.data import pad_sequences
+from genseq.errors import GenseqError
+from genseq.generate import beam_search, generate
+from genseq.models.vae import LatentDecoder, SequenceVAE, gaussian_kl, gaussian_log_density
+from genseq.store import Loaded
+
+DECODERS = ("greedy", "sample", "beam")
+
+
+def batches(codec: TextCodec, lines: list[str], size: int):
+    """(lines, padded ids) in chunks of ``size``."""
+    for start in range(0, len(lines), size):
+        chunk = lines[start:start + size]
+        yield chunk, pad_sequences([codec.encode(line) for line in chunk], BOS, EOS)
+
+
+@torch.inference_mode()
+def encode_lines(model: SequenceVAE, codec: TextCodec, lines: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior means and log-variances, (N, Z) each."""
+    device = next(model.parameters()).device
+    parts = [model.encode(ids.to(device)) for _, ids in batches(codec, lines, 512)]
+    return torch.cat([m for m, _ in parts]), torch.cat([v for _, v in parts])
+
+
+def decode_latents(model: SequenceVAE, codec: TextCodec, z: torch.Tensor, decode: str = "greedy",
+                   max_tokens: int = 64, beam: int = 5, **sampling) -> list[str]:
+    """Lines decoded from latent codes z (N, Z): ``greedy``, ``sample`` (``sampling`` takes
+    temperature, top_k, top_p, seed) or ``beam`` search."""
+    if decode not in DECODERS:
+        raise GenseqError(f"unknown decoding {decode!r}; choose one of {', '.join(DECODERS)}")
+    decoder = LatentDecoder(model, z)
+    if decode == "beam":
+        ids = beam_search(decoder, [BOS], max_tokens, batch=len(z), beam=beam, stop_id=EOS)
+    else:
+        if decode == "greedy":
+            sampling = {**sampling, "temperature": 0}
+        ids = generate(decoder, [BOS], max_tokens, batch=len(z), stop_id=EOS, **sampling)
+    return [codec.decode(row) for row in ids.tolist()]
+
+
+def max_tokens(loaded: Loaded) -> int:
+    """Decoding length limit: a little past the longest training line."""
+    return loaded.record["corpus"].get("longest_tokens", 60) + 8
+
+
+def check_line(codec: TextCodec, line: str, warn) -> None:
+    if not line.strip():
+        raise GenseqError("an empty line cannot be encoded; give a line with some text")
+    unknown = codec.unknown_characters(line)
+    if unknown:
+        warn(f"note: the model never saw {' '.join(unknown)} in {line!r}; they are read as unknown")
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    return (1 - t) * a + t * b
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation (Shoemake 1985; White 2016 for latent spaces); lerp when a, b align."""
+    cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp(min=1e-8)
+    omega = torch.arccos(cos.clamp(-1, 1))
+    if omega.abs() < 1e-4:
+        return lerp(a, b, t)
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+def interpolate(loaded: Loaded, a: str, b: str, steps: int = 8, spherical: bool = False,
+                warn=print, **decoding) -> list[tuple[float, str]]:
+    """(t, decoded line) at ``steps`` evenly spaced points from a's posterior mean (t=0) to b's."""
+    model, codec = loaded.model, loaded.codec
+    for line in (a, b):
+        check_line(codec, line, warn)
+    mean, _ = encode_lines(model, codec, [a, b])
+    ts = [i / (steps - 1) for i in range(steps)] if steps > 1 else [0.0]
+    path = torch.stack([(slerp if spherical else lerp)(mean[0], mean[1], t) for t in ts])
+    lines = decode_latents(model, codec, path, max_tokens=max_tokens(loaded), **decoding)
+    return list(zip(ts, lines))
+
+
+def reconstruct(loaded: Loaded, lines: list[str], warn=print, **decoding) -> list[str]:
+    """Each line encoded to its posterior mean and decoded back."""
+    for line in lines:
+        check_line(loaded.codec, line, warn)
+    mean, _ = encode_lines(loaded.model, loaded.codec, lines)
+    return decode_latents(loaded.model, loaded.codec, mean, max_tokens=max_tokens(loaded), **decoding)
+
+
+def sample_prior(loaded: Loaded, n: int, seed: int | None = None, **decoding) -> list[str]:
+    """Lines decoded from z ~ N(0, I)."""
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    z = torch.randn(n, loaded.model.config.latent_dim, generator=generator)
+    z = z.to(next(loaded.model.parameters()).device)
+    return decode_latents(loaded.model, loaded.codec, z, max_tokens=max_tokens(loaded), seed=seed,
+                          **decoding)
+
+
+def mutual_info(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator) -> float:
+    """I(x; z) under q, estimated as in He et al. 2019: E[log q(z|x)] - E[log q(z)], with the
+    aggregate posterior q(z) the mixture of every line's posterior."""
+    n, d = mean.shape
+    z = mean + torch.randn(mean.shape, generator=generator).to(mean.device) * (0.5 * logvar).exp()
+    neg_entropy = (-0.5 * d * math.log(2 * math.pi) - 0.5 * (1 + logvar).sum(-1)).mean()
+    log_qz = torch.cat([torch.logsumexp(gaussian_log_density(z[i:i + 256, None], mean, logvar), 1)
+                        for i in range(0, n, 256)]) - math.log(n)
+    return (neg_entropy - log_qz.mean()).item()
+
+
+@torch.inference_mode()
+def iw_nll(model: SequenceVAE, ids: torch.Tensor, samples: int, generator: torch.Generator,
+           chunk: int = 100) -> torch.Tensor:
+    """Importance-weighted estimate of -log p(x) (Burda et al. 2016) with ``samples`` draws from
+    q(z|x), per line, (B,)."""
+    mean, logvar = model.encode(ids)
+    log_weights = []
+    for start in range(0, samples, chunk):
+        k = min(chunk, samples - start)
+        eps = torch.randn((k, *mean.shape), generator=generator).to(mean.device)
+        z = mean + eps * (0.5 * logvar).exp()  # (k, B, Z)
+        rec = model.reconstruction_nll(ids.repeat(k, 1), z.flatten(0, 1)).view(k, -1)
+        log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
+        log_weights.append(-rec + log_pz - gaussian_log_density(z, mean, logvar))
+    return -(torch.logsumexp(torch.cat(log_weights), 0) - math.log(samples))
+
+
+@torch.inference_mode()
+def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_samples: int = 0,
+                seed: int = 0) -> dict:
+    """Held-out metrics in nats per line: ``loss`` (the negative ELBO), ``rec``, ``kl``,
+    ``mutual_info``, ``active_units``, ``recon_char_accuracy``, and with ``iw_samples`` also
+    ``iw_nll`` and the perplexity per token it implies."""
+    model.eval()
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    rec = kl = iw = 0.0
+    tokens = 0
+    for _, ids in batches(codec, lines, 256):
+        ids = ids.to(device)
+        mean, logvar = model.encode(ids)
+        z = mean + torch.randn(mean.shape, generator=generator).to(device) * (0.5 * logvar).exp()
+        rec += model.reconstruction_nll(ids, z).sum().item()
+        kl += gaussian_kl(mean, logvar).sum().item()
+        tokens += int((ids[:, 1:] != 0).sum())
+        if iw_samples:
+            iw += iw_nll(model, ids, iw_samples, generator).sum().item()
+    n = len(lines)
+    mean, logvar = encode_lines(model, codec, lines)
+    decoded = decode_latents(model, codec, mean, max_tokens=max(len(codec.encode(x)) for x in lines) + 8)
+    matched = sum(sum(a == b for a, b in zip(line, out)) for line, out in zip(lines, decoded))
+    metrics = {"loss": (rec + kl) / n, "neg_elbo": (rec + kl) / n, "rec": rec / n, "kl": kl / n,
+               "mutual_info": mutual_info(mean, logvar, generator),
+               "active_units": int((mean.var(0) >= 0.01).sum()),
+               "latent_dim": model.config.latent_dim,
+               "recon_char_accuracy": matched / sum(len(line) for line in lines),
+               "lines": n, "tokens": tokens}
+    if iw_samples:
+        metrics.update(iw_nll=iw / n, iw_samples=iw_samples, perplexity=math.exp(iw / tokens),
+                       bits_per_char=iw / math.log(2) / codec.counts(lines)["char"])
+    return metrics

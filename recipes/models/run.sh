@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Trains the models that ship with genseq, measures them on their test splits and exports them
+# into genseq/pretrained/. Each model's exact command is here; the results land in results/.
+#
+#   bash recipes/models/run.sh                 # all shipped models (about 25 CPU minutes each)
+#   bash recipes/models/run.sh poems verse     # some of them
+#   bash recipes/models/run.sh --quick         # the same pipeline on tiny budgets (the tests run it)
+#
+# Baselines for the VAE tables (a language model of the decoder's size, the VAE with Bowman's
+# plain settings) are the *-lm and *-bowman targets.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+quick=0
+targets=()
+for arg in "$@"; do
+  case "$arg" in
+    --quick) quick=1 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) targets+=("$arg") ;;
+  esac
+done
+[ ${#targets[@]} -gt 0 ] || targets=(shakespeare poems verse)
+
+if [ "$quick" = 1 ]; then
+  runs=$(mktemp -d); results="$runs/results"; export_dir=""
+  trap 'rm -rf "$runs"' EXIT
+  budget() { echo "--steps 6 --valid-every 3"; }
+  size() { echo "--hidden 32 --embed 16 --vocab-size 200"; }
+  iw=5
+else
+  runs=runs; results=recipes/models/results; export_dir=genseq/pretrained
+  budget() { echo "--steps $1 --valid-every 250"; }
+  size() { echo "$@"; }
+  iw=500
+fi
+mkdir -p "$runs" "$results"
+
+poems=corpora/poems/wuyan
+verse=corpora/shakespeare/lines
+poems_vae="--latent 32 --free-bits 1.25 --kl-anneal-steps 250"
+verse_vae="--latent 32 --free-bits 1.25 --kl-anneal-steps 250"
+
+train_and_measure() {  # name task corpus-dir steps size-and-options...
+  local name=$1 task=$2 corpus=$3 steps=$4; shift 4
+  local train=$corpus/train.txt valid=$corpus/valid.txt test=$corpus/test.txt
+  [ -f "$train" ] || train=$corpus.txt
+  rm -rf "$runs/$name"
+  # shellcheck disable=SC2046
+  genseq train "$task" "$train" --valid "$valid" -o "$runs/$name" $(budget "$steps") "$@" --quiet
+  genseq eval "$test" -m "$runs/$name" --json --iw-samples "$iw" > "$results/$name.json"
+  echo "$name: $(cat "$results/$name.json")"
+}
+
+export_model() {
+  [ -z "$export_dir" ] || genseq export "$runs/$1" "$export_dir/$1.pt"
+}
+
+for target in "${targets[@]}"; do
+  case "$target" in
+    shakespeare)
+      train_and_measure shakespeare lm corpora/shakespeare 4000 \
+        $(size --hidden 384 --layers 2 --embed 256 --dropout 0.25 --vocab-size 2000)
+      export_model shakespeare ;;
+    poems)
+      train_and_measure poems vae $poems 4000 $(size --hidden 512 --embed 256 --vocab-size 4000) $poems_vae
+      export_model poems ;;
+    poems-lm)
+      train_and_measure poems-lm lm $poems 4000 \
+        $(size --hidden 512 --embed 256 --vocab-size 4000 --layers 1 --seq-len 64) --tokenizer char ;;
+    poems-bowman)
+      train_and_measure poems-bowman vae $poems 4000 $(size --hidden 512 --embed 256 --vocab-size 4000) \
+        --latent 32 --free-bits 0 --kl-schedule logistic --kl-anneal-steps 2000 ;;
+    verse)
+      train_and_measure verse vae $verse 4000 $(size --hidden 512 --embed 256 --vocab-size 2000) $verse_vae
+      export_model verse ;;
+    verse-lm)
+      train_and_measure verse-lm lm $verse 4000 \
+        $(size --hidden 512 --embed 256 --vocab-size 2000 --layers 1 --seq-len 64) ;;
+    verse-bowman)
+      train_and_measure verse-bowman vae $verse 4000 $(size --hidden 512 --embed 256 --vocab-size 2000) \
+        --latent 32 --free-bits 0 --kl-schedule logistic --kl-anneal-steps 2000 ;;
+    *) echo "unknown target $target; choose from shakespeare poems poems-lm poems-bowman verse verse-lm verse-bowman" >&2
+       exit 2 ;;
+  esac
+done

@@ -1,0 +1,22 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_models_recipe_quick_mode():
+    """The recipe that makes the shipped models runs end to end on tiny budgets."""
+    result = subprocess.run(["bash", "recipes/models/run.sh", "--quick", "shakespeare", "poems"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    reports = dict(line.split(": ", 1) for line in result.stdout.splitlines()
+                   if line.startswith(("shakespeare:", "poems:")))
+    lm, vae = json.loads(reports["shakespeare"]), json.loads(reports["poems"])
+    assert lm["bits_per_char"] > 0 and lm["tokens"] > 1000
+    for key in ("iw_nll", "kl", "mutual_info", "active_units", "recon_char_accuracy", "perplexity"):
+        assert key in vae
+    assert vae["lines"] == 2000
