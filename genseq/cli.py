@@ -72,7 +72,7 @@ def main():
     """
 
 
-@main.group("train")
+@main.group("train", short_help="Train a language model or a sentence VAE.")
 def train_group():
     """Train a model on a corpus: lm (language model) or vae (sentence VAE)."""
 
@@ -128,7 +128,7 @@ def run_training(task, corpus, run_dir, steps, minutes, valid_path, valid_fracti
     click.echo(f"model written to {run_dir / 'model.pt'}", err=True)
 
 
-@train_group.command("lm")
+@train_group.command("lm", short_help="An RNN language model on a text corpus.")
 @training_options(batch_size=32, lr=3e-3, hidden=512)
 @click.option("--layers", "num_layers", type=click.IntRange(min=1), default=2)
 @click.option("--tie/--no-tie", "tie_embeddings", default=False, help="Tie input embeddings and output weights.")
@@ -141,7 +141,7 @@ def train_lm_command(hidden, embed, **options):
     run_training("lm", hidden_size=hidden, embed_dim=embed, **options)
 
 
-@train_group.command("vae")
+@train_group.command("vae", short_help="A sentence VAE on a file of lines.")
 @training_options(batch_size=64, lr=1e-3, hidden=512)
 @click.option("--latent", "latent_dim", type=click.IntRange(min=1), default=32, help="Latent dimensions.")
 @click.option("--word-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.25,
@@ -161,7 +161,7 @@ def train_vae_command(hidden, embed, **options):
     run_training("vae", hidden_size=hidden, embed_dim=embed, **options)
 
 
-@main.command()
+@main.command(short_help="Sample lines from an LM or a VAE's prior.")
 @model_option("shakespeare")
 @click.option("-n", "count", type=click.IntRange(min=1, max=10_000), default=5, help="How many lines.")
 @click.option("--prompt", default=None, help="Start every line with this text (language models).")
@@ -185,19 +185,20 @@ def sample(model_spec, count, prompt, max_tokens, decode, beam, temperature, top
         click.echo(line)
 
 
-@main.command("eval")
+@main.command("eval", short_help="Score a held-out corpus under a model.")
 @click.argument("corpus", type=click.Path(path_type=Path))
 @model_option()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--iw-samples", type=click.IntRange(min=1), default=500,
               help="Importance samples per line for a VAE's IW-NLL.")
 @click.option("--seed", type=int, default=0, help="Seed for the VAE's latent samples.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N items.")
 @device_option
-def eval_command(corpus, model_spec, as_json, iw_samples, seed, device):
+def eval_command(corpus, model_spec, as_json, iw_samples, seed, limit, device):
     """Score held-out CORPUS: NLL, bits per token and character, perplexity; for a VAE also
     IW-NLL, KL, mutual information, active units and reconstruction accuracy."""
     loaded = load_model(model_spec, pick_device(device))
-    items = read_text_corpus(corpus)
+    items = read_text_corpus(corpus)[:limit]
     task = loaded.record["task"]
     extra = {"iw_samples": iw_samples, "seed": seed} if task == "vae" else {}
     metrics = TASKS[task].metrics(loaded.model, loaded.codec, items, **extra)
@@ -213,7 +214,7 @@ def vae_option(f):
     return model_option("poems")(f)
 
 
-@main.command("interpolate")
+@main.command("interpolate", short_help="Decode the path between two lines (VAE).")
 @click.argument("first")
 @click.argument("second")
 @vae_option
@@ -235,7 +236,7 @@ def interpolate_command(first, second, model_spec, steps, slerp, decode, beam, t
     click.echo(f"{'B':>5}  {second}  (given)")
 
 
-@main.command("reconstruct")
+@main.command("reconstruct", short_help="Encode lines, decode them back (VAE).")
 @click.argument("lines", nargs=-1, required=True)
 @vae_option
 @decoding_options
@@ -262,7 +263,7 @@ def load_vae(model_spec: str, device: str):
     return loaded
 
 
-@main.command()
+@main.command(short_help="List the models that ship with genseq.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per model.")
 def models(as_json):
     """List the trained models that ship with genseq."""
@@ -285,7 +286,7 @@ def models(as_json):
                        f"{row['megabytes']:>4.1f} MB  held-out {scores}")
 
 
-@main.command("export")
+@main.command("export", short_help="Write a shareable copy of a model.")
 @click.argument("source", metavar="MODEL")
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--half/--full", default=True, help="Store weights as float16 (half the size).")

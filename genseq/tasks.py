@@ -24,6 +24,7 @@ from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, read_file
 from genseq.train import LN2, Trainer, TrainConfig
 from genseq.vae import vae_metrics
 
+
 def lm_metrics(model, codec: Codec, items) -> dict:
     """Held-out NLL of ``items`` in nats and bits per token, perplexity, and bits per unit of
     whatever else the codec counts (``bits_per_char`` for text)."""
@@ -46,7 +47,7 @@ def fingerprint(items) -> str:
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
-    """Refuse, before any work, a run folder that would be overwritten or cannot be written."""
+    """Refuse, before any work, a run folder whose files a new run would overwrite."""
     if resume:
         if not (run_dir / CHECKPOINT_FILE).is_file():
             raise GenseqError(f"{run_dir} holds no {CHECKPOINT_FILE} to resume from; drop --resume "
@@ -56,6 +57,9 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
         if (run_dir / name).exists():
             raise GenseqError(f"{run_dir} already holds {name}; continue it with --resume or "
                               "choose another -o folder")
+
+
+def make_run_dir(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -123,6 +127,7 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
         train_items, valid_items = items, read_text_corpus(valid)
     else:
         train_items, valid_items = split_holdout(items, valid_fraction, train_config.seed)
+    make_run_dir(run_dir)
 
     if resume:
         checkpoint = read_file(run_dir / CHECKPOINT_FILE)

@@ -91,6 +91,7 @@ def test_bad_input_gets_one_clear_line(tmp_path):
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output
         assert result.exception is None or isinstance(result.exception, SystemExit), args
+    assert not any((tmp_path / f"r{i}").exists() for i in range(1, 7))  # nothing made for a failed run
 
 
 def test_bad_input_in_a_real_process_prints_no_traceback(tmp_path):
