@@ -32,6 +32,7 @@ def save_atomic(obj: dict, path) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make shared model files unreadable to others
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()

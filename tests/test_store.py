@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from genseq.errors import GenseqError
-from genseq.store import VERSION, load_model, read_file, resolve
+from genseq.store import VERSION, export_model, load_model, read_file, resolve
 
 
 class Exploit:
@@ -50,3 +50,13 @@ def test_model_argument_forms(tiny_run, tmp_path):
     assert not loaded.model.training and loaded.codec.kind == "text"
     with pytest.raises(GenseqError, match="is a lm model, this command needs a vae model"):
         load_model(str(tiny_run), task="vae")
+
+
+def test_export_halves_the_file_and_loads_back(tiny_run, tmp_path):
+    size = export_model(str(tiny_run), tmp_path / "small.pt")
+    full, half = load_model(str(tiny_run)), load_model(str(tmp_path / "small.pt"))
+    weight_bytes = sum(p.numel() * 4 for p in full.model.parameters())
+    assert (tiny_run / "model.pt").stat().st_size - size > 0.45 * weight_bytes  # float16 halves them
+    assert "optimizer" not in read_file(tmp_path / "small.pt")
+    for (name, a), b in zip(full.model.state_dict().items(), half.model.state_dict().values()):
+        assert b.dtype == a.dtype and torch.allclose(a, b, atol=1e-2), name

@@ -61,7 +61,7 @@ export_model() {
 for target in "${targets[@]}"; do
   case "$target" in
     shakespeare)
-      train_and_measure shakespeare lm corpora/shakespeare 4000 \
+      train_and_measure shakespeare lm corpora/shakespeare 4013 \
         $(size --hidden 384 --layers 2 --embed 256 --dropout 0.25 --vocab-size 2000)
       export_model shakespeare ;;
     poems)

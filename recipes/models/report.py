@@ -1,0 +1,46 @@
+"""Markdown tables of the shipped models' test results, from results/*.json (run.sh writes them).
+
+Run: python recipes/models/report.py
+"""
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def vae_table(corpus: str) -> str:
+    rows = ["| model | NLL nats/line | KL | MI | active units | recon char acc. | perplexity |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    lm = load(f"{corpus}-lm")
+    if lm:
+        rows.append(f"| `{corpus}-lm` (RNN LM, the VAE's decoder size) | {lm['nll_nats_per_item']:.2f} | - | - | - "
+                    f"| - | {lm['perplexity']:.1f} |")
+    for name, label in ((corpus, "VAE, our recipe (shipped)"), (f"{corpus}-bowman", "VAE, Bowman's settings")):
+        r = load(name)
+        if r:
+            rows.append(f"| `{name}` ({label}) | {r['iw_nll']:.2f} (IW, {r['iw_samples']} samples) | {r['kl']:.2f} "
+                        f"| {r['mutual_info']:.2f} | {r['active_units']}/{r['latent_dim']} "
+                        f"| {r['recon_char_accuracy']:.3f} | {r['perplexity']:.1f} |")
+    return "\n".join(rows)
+
+
+def main():
+    lm = load("shakespeare")
+    if lm:
+        print("| model | test tokens | bits/token | bits/char | perplexity |\n| --- | --- | --- | --- | --- |")
+        print(f"| `shakespeare` | {lm['tokens']:,} | {lm['bits_per_token']:.3f} | {lm['bits_per_char']:.3f} "
+              f"| {lm['perplexity']:.1f} |\n")
+    for corpus in ("poems", "verse"):
+        if load(corpus):
+            print(f"**{corpus}** (first {load(corpus)['lines']} test lines)\n")
+            print(vae_table(corpus) + "\n")
+
+
+if __name__ == "__main__":
+    main()
