@@ -9,7 +9,7 @@ from genseq import __version__
 from genseq.device import DEVICES, pick_device
 from genseq.errors import GenseqError
 from genseq.codecs import read_text_corpus
-from genseq.store import export_model, load_model, read_file, shipped_models
+from genseq.store import PRECISIONS, export_model, load_model, read_file, shipped_models
 from genseq.tasks import TASKS, sample_text, train
 from genseq.train import TrainConfig
 from genseq.vae import DECODERS, interpolate, reconstruct, sample_prior
@@ -289,8 +289,9 @@ def models(as_json):
 @main.command("export", short_help="Write a shareable copy of a model.")
 @click.argument("source", metavar="MODEL")
 @click.argument("target", type=click.Path(path_type=Path))
-@click.option("--half/--full", default=True, help="Store weights as float16 (half the size).")
-def export_command(source, target, half):
+@click.option("--precision", type=click.Choice(PRECISIONS), default="float16",
+              help="How weights are stored: float16 halves the file, per-row int8 quarters it.")
+def export_command(source, target, precision):
     """Write MODEL (file, run folder or name) as one shareable model file, weights only."""
-    size = export_model(source, target, half)
+    size = export_model(source, target, precision)
     click.echo(f"wrote {target} ({size / 1e6:.1f} MB)", err=True)

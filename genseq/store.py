@@ -114,19 +114,50 @@ def load_model(spec: str, device: str | torch.device = "cpu", task: str | None =
         raise GenseqError(f"{path} is a {record.get('task')} model, this command needs a {task} model")
     model = build_model(record["family"], record["config"])
     try:
-        model.load_state_dict(record["model"])
+        model.load_state_dict(dequantize(record))
     except RuntimeError:
         raise GenseqError(f"{path}: the weights do not match the stored config; the file is damaged") from None
     return Loaded(model.to(device).eval(), codec_from_state(record["codec"]), record, path)
 
 
-def export_model(spec: str, target, half: bool = True) -> int:
-    """Copy a model file (resolved from ``spec``) to ``target`` without training state, with
-    float16 weights if ``half`` (loading casts them back); returns the new file's size in bytes."""
+PRECISIONS = ("float32", "float16", "int8")
+
+
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-row int8: (codes, float32 scales) with weight ~= codes * scales[:, None]."""
+    rows = weight.float().flatten(1)
+    scales = rows.abs().amax(1).clamp(min=1e-12) / 127
+    return (rows / scales[:, None]).round().to(torch.int8).view(weight.shape), scales
+
+
+def dequantize(record: dict) -> dict:
+    """The float32 state dict of a model file, undoing ``export_model``'s int8 or float16 storage."""
+    scales = record.get("int8_scales", {})
+    weights = {}
+    for name, tensor in record["model"].items():
+        if name in scales:
+            tensor = (tensor.float().flatten(1) * scales[name][:, None]).view(tensor.shape)
+        weights[name] = tensor.float() if tensor.is_floating_point() else tensor
+    return weights
+
+
+def export_model(spec: str, target, precision: str = "float16") -> int:
+    """Copy a model file (resolved from ``spec``) to ``target`` without training state, its weights
+    stored as ``float32``, ``float16`` or per-row ``int8`` (matrices; vectors stay float16).
+    Loading restores float32. Returns the new file's size in bytes."""
     record = read_file(resolve(spec))
     keep = {k: v for k, v in record.items() if k in ("format", "version", "task", "family", "config",
                                                       "model", "codec", "corpus", "valid", "step")}
-    if half:
-        keep["model"] = {k: v.half() if v.is_floating_point() else v for k, v in record["model"].items()}
+    weights = dequantize(record)
+    if precision == "float16":
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    elif precision == "int8":
+        keep["int8_scales"] = {}
+        for name, tensor in weights.items():
+            if tensor.is_floating_point() and tensor.dim() >= 2:
+                weights[name], keep["int8_scales"][name] = quantize_int8(tensor)
+            elif tensor.is_floating_point():
+                weights[name] = tensor.half()
+    keep["model"] = weights
     save_atomic(keep, target)
     return Path(target).stat().st_size

@@ -38,8 +38,8 @@ mkdir -p "$runs" "$results"
 
 poems=corpora/poems/wuyan
 verse=corpora/shakespeare/lines
-poems_vae="--latent 32 --free-bits 1.25 --kl-anneal-steps 250"
-verse_vae="--latent 32 --free-bits 1.25 --kl-anneal-steps 250"
+vae_recipe="--latent 32 --free-bits 1.0 --word-dropout 0.25 --batch-size 128 --lr 2e-3 --kl-anneal-steps 1000"
+bowman="--latent 32 --free-bits 0 --word-dropout 0.25 --kl-schedule logistic --kl-anneal-steps 2000 --batch-size 128 --lr 2e-3"
 
 train_and_measure() {  # name task corpus-dir steps size-and-options...
   local name=$1 task=$2 corpus=$3 steps=$4; shift 4
@@ -54,8 +54,8 @@ train_and_measure() {  # name task corpus-dir steps size-and-options...
   echo "$name: $(cat "$results/$name.json")"
 }
 
-export_model() {
-  [ -z "$export_dir" ] || genseq export "$runs/$1" "$export_dir/$1.pt"
+export_model() {  # name precision
+  [ -z "$export_dir" ] || genseq export "$runs/$1" "$export_dir/$1.pt" --precision "$2"
 }
 
 for target in "${targets[@]}"; do
@@ -63,25 +63,23 @@ for target in "${targets[@]}"; do
     shakespeare)
       train_and_measure shakespeare lm corpora/shakespeare 4013 \
         $(size --hidden 384 --layers 2 --embed 256 --dropout 0.25 --vocab-size 2000)
-      export_model shakespeare ;;
+      export_model shakespeare float16 ;;
     poems)
-      train_and_measure poems vae $poems 4000 $(size --hidden 512 --embed 256 --vocab-size 4000) $poems_vae
-      export_model poems ;;
+      train_and_measure poems vae $poems 7072 $(size --hidden 512 --embed 256 --vocab-size 4000) $vae_recipe
+      export_model poems int8 ;;
     poems-lm)
       train_and_measure poems-lm lm $poems 4000 \
         $(size --hidden 512 --embed 256 --vocab-size 4000 --layers 1 --seq-len 64) --tokenizer char ;;
     poems-bowman)
-      train_and_measure poems-bowman vae $poems 4000 $(size --hidden 512 --embed 256 --vocab-size 4000) \
-        --latent 32 --free-bits 0 --kl-schedule logistic --kl-anneal-steps 2000 ;;
+      train_and_measure poems-bowman vae $poems BOWMAN_STEPS $(size --hidden 512 --embed 256 --vocab-size 4000) $bowman ;;
     verse)
-      train_and_measure verse vae $verse 4000 $(size --hidden 512 --embed 256 --vocab-size 2000) $verse_vae
-      export_model verse ;;
+      train_and_measure verse vae $verse VERSE_STEPS $(size --hidden 512 --embed 256 --vocab-size 2000) $vae_recipe
+      export_model verse int8 ;;
     verse-lm)
       train_and_measure verse-lm lm $verse 4000 \
         $(size --hidden 512 --embed 256 --vocab-size 2000 --layers 1 --seq-len 64) ;;
     verse-bowman)
-      train_and_measure verse-bowman vae $verse 4000 $(size --hidden 512 --embed 256 --vocab-size 2000) \
-        --latent 32 --free-bits 0 --kl-schedule logistic --kl-anneal-steps 2000 ;;
+      train_and_measure verse-bowman vae $verse 2000 $(size --hidden 512 --embed 256 --vocab-size 2000) $bowman ;;
     *) echo "unknown target $target; choose from shakespeare poems poems-lm poems-bowman verse verse-lm verse-bowman" >&2
        exit 2 ;;
   esac
