@@ -148,7 +148,8 @@ def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tens
 
 class LatentDecoder(nn.Module):
     """The decoder with z fixed: the ``forward``/``step`` interface of a language model, so that
-    :func:`genseq.generate.generate` and beam search decode a VAE's latent codes unchanged."""
+    :func:`genseq.generate.generate` and beam search decode a VAE's latent codes unchanged.
+    It never proposes ``unk``: a decoded line is made of tokens the model knows."""
 
     def __init__(self, vae: SequenceVAE, z: torch.Tensor):
         super().__init__()
@@ -157,7 +158,8 @@ class LatentDecoder(nn.Module):
     def forward(self, tokens: torch.Tensor, state=None):
         z = self.z if self.z.size(0) == tokens.size(0) else self.z.repeat_interleave(
             tokens.size(0) // self.z.size(0), 0)
-        return self.vae.decode(tokens, z, state)
+        logits, state = self.vae.decode(tokens, z, state)
+        return logits.index_fill(-1, torch.tensor([UNK], device=logits.device), float("-inf")), state
 
     def step(self, token: torch.Tensor, state):
         logits, state = self(token.unsqueeze(1), state)

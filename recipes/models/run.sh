@@ -73,7 +73,7 @@ for target in "${targets[@]}"; do
     poems-bowman)
       train_and_measure poems-bowman vae $poems BOWMAN_STEPS $(size --hidden 512 --embed 256 --vocab-size 4000) $bowman ;;
     verse)
-      train_and_measure verse vae $verse VERSE_STEPS $(size --hidden 512 --embed 256 --vocab-size 2000) $vae_recipe
+      train_and_measure verse vae $verse 1698 $(size --hidden 512 --embed 256 --vocab-size 2000) $vae_recipe
       export_model verse int8 ;;
     verse-lm)
       train_and_measure verse-lm lm $verse 4000 \
