@@ -21,7 +21,7 @@ def vae_table(corpus: str) -> str:
     if lm:
         rows.append(f"| `{corpus}-lm` (RNN LM, the VAE's decoder size) | {lm['nll_nats_per_item']:.2f} | - | - | - "
                     f"| - | {lm['perplexity']:.1f} |")
-    for name, label in ((corpus, "VAE, our recipe (shipped)"), (f"{corpus}-bowman", "VAE, Bowman's settings")):
+    for name, label in ((corpus, "shipped VAE: free bits, cyclical"), (f"{corpus}-bowman", "VAE, Bowman's settings")):
         r = load(name)
         if r:
             rows.append(f"| `{name}` ({label}) | {r['iw_nll']:.2f} (IW, {r['iw_samples']} samples) | {r['kl']:.2f} "

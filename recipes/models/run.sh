@@ -71,7 +71,7 @@ for target in "${targets[@]}"; do
       train_and_measure poems-lm lm $poems 4000 \
         $(size --hidden 512 --embed 256 --vocab-size 4000 --layers 1 --seq-len 64) --tokenizer char ;;
     poems-bowman)
-      train_and_measure poems-bowman vae $poems BOWMAN_STEPS $(size --hidden 512 --embed 256 --vocab-size 4000) $bowman ;;
+      train_and_measure poems-bowman vae $poems 2576 $(size --hidden 512 --embed 256 --vocab-size 4000) $bowman ;;
     verse)
       train_and_measure verse vae $verse 1698 $(size --hidden 512 --embed 256 --vocab-size 2000) $vae_recipe
       export_model verse int8 ;;
