@@ -21,8 +21,10 @@ from genseq.models import RNNConfig, RNNLM, build_model
 from genseq.models.rnn import stream_nll
 from genseq.models.vae import SequenceVAE, VAEConfig
 from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, read_file
-from genseq.train import LN2, Trainer, TrainConfig
+from genseq.train import Trainer, TrainConfig
 from genseq.vae import vae_metrics
+
+LN2 = math.log(2)
 
 
 def lm_metrics(model, codec: Codec, items) -> dict:

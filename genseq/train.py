@@ -20,8 +20,6 @@ from tqdm import tqdm
 from genseq.errors import GenseqError
 from genseq.store import CHECKPOINT_FILE, MODEL_FILE, model_record, read_file, save_atomic
 
-LN2 = math.log(2)
-
 
 @dataclass
 class TrainConfig:

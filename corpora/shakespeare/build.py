@@ -378,7 +378,7 @@ def write_lines(path: Path, lines: list[str]) -> None:
 
 def stats(lines: list[str]) -> tuple[int, int, int]:
     """(lines, words, characters including newlines)."""
-    return len(lines), sum(len(l.split()) for l in lines), sum(len(l) + 1 for l in lines)
+    return len(lines), sum(len(line.split()) for line in lines), sum(len(line) + 1 for line in lines)
 
 
 def build(wheel: Path) -> None:
@@ -401,8 +401,8 @@ def build(wheel: Path) -> None:
     print(f"{len(plays)} plays from {wheel.name}")
     print(f"{'file':<18} {'scenes':>6} {'lines':>8} {'words':>9} {'chars':>10}")
     for name in SPLITS:
-        short = [l for l in out[name]
-                 if SENTENCE_MIN_WORDS <= len(l.split()) <= SENTENCE_MAX_WORDS]
+        short = [line for line in out[name]
+                 if SENTENCE_MIN_WORDS <= len(line.split()) <= SENTENCE_MAX_WORDS]
         for rel, lines in ((f"{name}.txt", out[name]), (f"lines/{name}.txt", short)):
             write_lines(OUT_DIR / rel, lines)
             n_lines, n_words, n_chars = stats(lines)
