@@ -103,7 +103,8 @@ def training_options(batch_size: int, lr: float, hidden: int):
         click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=lr, help="Peak learning rate."),
         click.option("--valid-every", type=click.IntRange(min=1), default=250, help="Steps between validations."),
         click.option("--seed", type=int, default=0, help="Seed for the split, initialisation and batches."),
-        click.option("--resume", is_flag=True, help="Continue the run in -o from its checkpoint, exactly, with the settings it started with."),
+        click.option("--resume", is_flag=True,
+                     help="Continue the run in -o from its checkpoint, exactly, with its own settings."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
         device_option,
     )
