@@ -75,13 +75,13 @@ class Trainer:
 
     def save(self) -> None:
         """Write ``checkpoint.pt`` then ``model.pt``, each atomically."""
-        checkpoint = self._model_file()
-        checkpoint.update(optimizer=self.optimizer.state_dict(), total_steps=self.total,
-                          train=asdict(self.config), rng_cpu=torch.get_rng_state())
+        model_file = self._model_file()
+        checkpoint = {**model_file, "optimizer": self.optimizer.state_dict(), "total_steps": self.total,
+                      "train": asdict(self.config), "rng_cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             checkpoint["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         save_atomic(checkpoint, self.run_dir / CHECKPOINT_FILE)
-        save_atomic(self._model_file(), self.run_dir / MODEL_FILE)
+        save_atomic(model_file, self.run_dir / MODEL_FILE)
 
     def resume(self) -> None:
         """Restore everything from ``checkpoint.pt`` and drop metrics logged after it."""

@@ -20,17 +20,16 @@ DECODERS = ("greedy", "sample", "beam")
 
 
 def batches(codec: TextCodec, lines: list[str], size: int):
-    """(lines, padded ids) in chunks of ``size``."""
+    """Padded ids (B, T) of ``lines``, ``size`` lines at a time."""
     for start in range(0, len(lines), size):
-        chunk = lines[start:start + size]
-        yield chunk, pad_sequences([codec.encode(line) for line in chunk], BOS, EOS)
+        yield pad_sequences([codec.encode(line) for line in lines[start:start + size]], BOS, EOS)
 
 
 @torch.inference_mode()
 def encode_lines(model: SequenceVAE, codec: TextCodec, lines: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means and log-variances, (N, Z) each."""
     device = next(model.parameters()).device
-    parts = [model.encode(ids.to(device)) for _, ids in batches(codec, lines, 512)]
+    parts = [model.encode(ids.to(device)) for ids in batches(codec, lines, 512)]
     return torch.cat([m for m, _ in parts]), torch.cat([v for _, v in parts])
 
 
@@ -145,9 +144,12 @@ def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_sampl
     generator = torch.Generator().manual_seed(seed)
     rec = kl = iw = 0.0
     tokens = 0
-    for _, ids in batches(codec, lines, 256):
+    means, logvars = [], []
+    for ids in batches(codec, lines, 256):
         ids = ids.to(device)
         mean, logvar = model.encode(ids)
+        means.append(mean)
+        logvars.append(logvar)
         z = mean + torch.randn(mean.shape, generator=generator).to(device) * (0.5 * logvar).exp()
         rec += model.reconstruction_nll(ids, z).sum().item()
         kl += gaussian_kl(mean, logvar).sum().item()
@@ -155,7 +157,7 @@ def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_sampl
         if iw_samples:
             iw += iw_nll(model, ids, iw_samples, generator).sum().item()
     n = len(lines)
-    mean, logvar = encode_lines(model, codec, lines)
+    mean, logvar = torch.cat(means), torch.cat(logvars)
     decoded = decode_latents(model, codec, mean, max_tokens=max(len(codec.encode(x)) for x in lines) + 8)
     matched = sum(sum(a == b for a, b in zip(line, out)) for line, out in zip(lines, decoded))
     metrics = {"loss": (rec + kl) / n, "neg_elbo": (rec + kl) / n, "rec": rec / n, "kl": kl / n,
