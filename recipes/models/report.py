@@ -30,6 +30,18 @@ def vae_table(corpus: str) -> str:
     return "\n".join(rows)
 
 
+def tradeoff_table() -> str:
+    """Free bits against IW-NLL, KL and reconstruction, all at the same number of steps."""
+    rows = ["| free bits per dimension | IW-NLL nats/line | KL | active units | recon char acc. |",
+            "| --- | --- | --- | --- | --- |"]
+    for free_bits, name in (("0 (Bowman)", "poems-bowman"), ("0.5", "poems-fb0.5"), ("1.0", "poems-fb1.0")):
+        r = load(name)
+        if r:
+            rows.append(f"| {free_bits} | {r['iw_nll']:.2f} | {r['kl']:.2f} | {r['active_units']}/{r['latent_dim']} "
+                        f"| {r['recon_char_accuracy']:.3f} |")
+    return "\n".join(rows)
+
+
 def main():
     lm = load("shakespeare")
     if lm:
@@ -40,6 +52,9 @@ def main():
         if load(corpus):
             print(f"**{corpus}** (first {load(corpus)['lines']} test lines)\n")
             print(vae_table(corpus) + "\n")
+    if load("poems-fb1.0"):
+        print("**poems, trade-off** (2,576 steps each, first 500 test lines)\n")
+        print(tradeoff_table())
 
 
 if __name__ == "__main__":

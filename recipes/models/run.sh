@@ -7,7 +7,8 @@
 #   bash recipes/models/run.sh --quick         # the same pipeline on tiny budgets (the tests run it)
 #
 # Baselines for the VAE tables (a language model of the decoder's size, the VAE with Bowman's
-# plain settings) are the *-lm and *-bowman targets.
+# plain settings) are the *-lm and *-bowman targets; poems-fb0.5 and poems-fb1.0 trace the
+# trade-off between the KL kept in the code, likelihood and reconstruction at Bowman's budget.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -72,6 +73,9 @@ for target in "${targets[@]}"; do
         $(size --hidden 512 --embed 256 --vocab-size 4000 --layers 1 --seq-len 64) --tokenizer char ;;
     poems-bowman)
       train_and_measure poems-bowman vae $poems 2576 $(size --hidden 512 --embed 256 --vocab-size 4000) $bowman ;;
+    poems-fb0.5|poems-fb1.0)  # the trade-off curve: Bowman's step budget, free bits 0.5 and 1.0
+      train_and_measure "$target" vae $poems 2576 $(size --hidden 512 --embed 256 --vocab-size 4000) \
+        $vae_recipe --free-bits "${target#poems-fb}" ;;
     verse)
       train_and_measure verse vae $verse 1698 $(size --hidden 512 --embed 256 --vocab-size 2000) $vae_recipe
       export_model verse int8 ;;
@@ -80,7 +84,8 @@ for target in "${targets[@]}"; do
         $(size --hidden 512 --embed 256 --vocab-size 2000 --layers 1 --seq-len 64) ;;
     verse-bowman)
       train_and_measure verse-bowman vae $verse 2000 $(size --hidden 512 --embed 256 --vocab-size 2000) $bowman ;;
-    *) echo "unknown target $target; choose from shakespeare poems poems-lm poems-bowman verse verse-lm verse-bowman" >&2
+    *) echo "unknown target $target; choose from shakespeare poems poems-lm poems-bowman poems-fb0.5" \
+            "poems-fb1.0 verse verse-lm verse-bowman" >&2
        exit 2 ;;
   esac
 done
