@@ -12,14 +12,14 @@ from pathlib import Path
 
 import torch
 
-from genseq.codecs import Codec, TextCodec, read_text_corpus
+from genseq.codecs import Codec, TextCodec, codec_from_state, read_text_corpus
 from genseq.codecs.text import BOS, EOS, choose_tokenizer
 from genseq.data import ItemBatches, TokenWindows, split_holdout
 from genseq.errors import GenseqError
 from genseq.generate import generate
-from genseq.models import RNNConfig, RNNLM, build_model
+from genseq.models import RNNLM, build_model
 from genseq.models.rnn import stream_nll
-from genseq.models.vae import SequenceVAE, VAEConfig
+from genseq.models.vae import SequenceVAE
 from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, read_file
 from genseq.train import Trainer, TrainConfig
 from genseq.vae import vae_metrics
@@ -70,14 +70,22 @@ def make_run_dir(run_dir: Path) -> None:
         raise GenseqError(f"cannot write to {run_dir}; choose another -o folder")
 
 
-class LMTask:
+class Task:
+    """What a task names: its model family (built from the codec's vocabulary and the user's
+    config), how its training items become batches, and how held-out items are scored."""
+
+    name: str
+    family: str
+
+    @classmethod
+    def build(cls, codec: Codec, model_config: dict):
+        return build_model(cls.family, {"vocab_size": codec.vocab_size, **model_config})
+
+
+class LMTask(Task):
     """An RNN language model over the stream of all items, trained on random windows of it."""
 
-    name = "lm"
-
-    @staticmethod
-    def build(codec: Codec, model_config: dict) -> RNNLM:
-        return RNNLM(RNNConfig(vocab_size=codec.vocab_size, **model_config))
+    name, family = "lm", RNNLM.family
 
     @staticmethod
     def data(codec: Codec, items: list, config: TrainConfig):
@@ -87,14 +95,10 @@ class LMTask:
     metrics = staticmethod(lm_metrics)
 
 
-class VAETask:
+class VAETask(Task):
     """A sequence VAE over whole items (lines), trained on random padded batches of them."""
 
-    name = "vae"
-
-    @staticmethod
-    def build(codec: Codec, model_config: dict) -> SequenceVAE:
-        return SequenceVAE(VAEConfig(vocab_size=codec.vocab_size, **model_config))
+    name, family = "vae", SequenceVAE.family
 
     @staticmethod
     def data(codec: Codec, items: list, config: TrainConfig):
@@ -130,16 +134,17 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     else:
         train_items, valid_items = split_holdout(items, valid_fraction, train_config.seed)
     make_run_dir(run_dir)
+    corpus_sha256 = fingerprint(train_items)
 
     if resume:
         checkpoint = read_file(run_dir / CHECKPOINT_FILE)
         if checkpoint["task"] != task:
             raise GenseqError(f"{run_dir} holds a {checkpoint['task']} run; resume it with "
                               f"genseq train {checkpoint['task']}")
-        if checkpoint["corpus"]["sha256"] != fingerprint(train_items):
+        if checkpoint["corpus"]["sha256"] != corpus_sha256:
             raise GenseqError(f"{corpus} is not the corpus this run was trained on; resume with the "
                               "same corpus and --valid settings")
-        codec = TextCodec.from_state(checkpoint["codec"])
+        codec = codec_from_state(checkpoint["codec"])
         model = build_model(checkpoint["family"], checkpoint["config"])
         train_config = TrainConfig(**checkpoint["train"])
     else:
@@ -150,7 +155,7 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
         model = spec.build(codec, model_config or {})
 
     data, facts = spec.data(codec, train_items, train_config)
-    meta = {"corpus": {"name": str(corpus), "sha256": fingerprint(train_items),
+    meta = {"corpus": {"name": str(corpus), "sha256": corpus_sha256,
                        "train_items": len(train_items), "valid_items": len(valid_items), **facts}}
     trainer = Trainer(model, codec, task, data, lambda m: spec.metrics(m, codec, valid_items),
                       train_config, run_dir, device, meta=meta, progress=progress)
