@@ -4,13 +4,15 @@ import json
 from pathlib import Path
 
 import click
+import numpy as np
 
 from genseq import __version__
 from genseq.device import DEVICES, pick_device
 from genseq.errors import GenseqError
-from genseq.codecs import read_text_corpus
+from genseq.codecs import corpus_kind, read_corpus, read_image
 from genseq.store import PRECISIONS, export_model, load_model, read_file, shipped_models
-from genseq.tasks import TASKS, sample_text, train
+from genseq.media import audio_picture, grid, hide_below, write_png, write_wav
+from genseq.tasks import TASKS, check_kind, complete_image, continue_audio, sample_images, sample_text, train
 from genseq.train import TrainConfig
 from genseq.vae import DECODERS, interpolate, reconstruct, sample_prior
 
@@ -95,10 +97,14 @@ def training_options(batch_size: int, lr: float, hidden: int):
                      help="SentencePiece model type; auto: char for Chinese, unigram otherwise."),
         click.option("--vocab-size", type=click.IntRange(min=8), default=2000,
                      help="SentencePiece vocabulary size (char: at most this many characters)."),
-        click.option("--cell", type=click.Choice(["gru", "lstm"]), default="gru"),
-        click.option("--hidden", type=click.IntRange(min=1), default=hidden, help="Hidden units per layer."),
-        click.option("--embed", type=click.IntRange(min=1), default=256, help="Embedding size."),
-        click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1),
+        click.option("--cell", type=click.Choice(["gru", "lstm"]), default=None,
+                     help="Text models' recurrent cell [default: gru]."),
+        click.option("--hidden", type=click.IntRange(min=1), default=None,
+                     help=f"Hidden units per layer [default: {hidden}; audio 384, images 512 in the frame tier]."),
+        click.option("--embed", type=click.IntRange(min=1), default=None,
+                     help="Embedding size [default: 256; audio and images 16 per token]."),
+        click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
+                     help="Dropout [default: 0.1; images 0.2; audio 0]."),
         click.option("--batch-size", type=click.IntRange(min=1), default=batch_size),
         click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=lr, help="Peak learning rate."),
         click.option("--valid-every", type=click.IntRange(min=1), default=250, help="Steps between validations."),
@@ -111,33 +117,64 @@ def training_options(batch_size: int, lr: float, hidden: int):
 
 
 def run_training(task, corpus, run_dir, steps, minutes, valid_path, valid_fraction, tokenizer,
-                 vocab_size, batch_size, lr, valid_every, seed, resume, quiet, device, seq_len=128,
-                 **model_config):
+                 vocab_size, batch_size, lr, valid_every, seed, resume, quiet, device, seq_len=None,
+                 sample_rate=16000, palette=167, size=(32, 32), colormap=None, **model_config):
     if steps is not None and minutes is not None:
         raise GenseqError("give --steps or --minutes, not both")
     if steps is None and minutes is None:
         steps = 2000
+    if seq_len is None:  # a window of text is 128 tokens; of audio, 2,048 samples (128 ms)
+        seq_len = 2048 if corpus_kind(corpus, colormap) == "audio" else 128
     config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, seq_len=seq_len, lr=lr,
                          valid_every=valid_every, seed=seed)
+    codec_options = dict(tokenizer=tokenizer, vocab_size=vocab_size, sample_rate=sample_rate,
+                         palette=palette, size=size, colormap=colormap)
     metrics = train(task, corpus, run_dir, model_config=model_config, train_config=config,
-                    valid=valid_path, valid_fraction=valid_fraction, tokenizer=tokenizer,
-                    vocab_size=vocab_size, device=pick_device(device), resume=resume, progress=not quiet)
-    shown = {k: metrics[k] for k in ("bits_per_char", "perplexity", "neg_elbo", "kl", "active_units",
+                    valid=valid_path, valid_fraction=valid_fraction, codec_options=codec_options,
+                    device=pick_device(device), resume=resume, progress=not quiet)
+    shown = {k: metrics[k] for k in ("bits_per_char", "bits_per_sample", "bits_per_dim", "nats_per_pixel",
+                                      "perplexity", "neg_elbo", "kl", "active_units",
                                       "recon_char_accuracy") if k in metrics}
     click.echo("held-out: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                         for k, v in shown.items()), err=True)
     click.echo(f"model written to {run_dir / 'model.pt'}", err=True)
 
 
-@train_group.command("lm", short_help="An RNN language model on a text corpus.")
-@training_options(batch_size=32, lr=3e-3, hidden=512)
-@click.option("--layers", "num_layers", type=click.IntRange(min=1), default=2)
-@click.option("--tie/--no-tie", "tie_embeddings", default=False, help="Tie input embeddings and output weights.")
-@click.option("--seq-len", type=click.IntRange(min=2), default=128, help="Tokens per training window.")
-def train_lm_command(hidden, embed, **options):
-    """Train an RNN language model on CORPUS: a UTF-8 text file or a folder of .txt files.
+def parse_size(ctx, param, value):
+    try:
+        height, _, width = value.lower().partition("x")
+        size = (int(height), int(width or height))
+    except ValueError:
+        raise click.BadParameter("give HEIGHTxWIDTH in pixels, e.g. 32x32, or one number") from None
+    if not all(4 <= side <= 256 for side in size):
+        raise click.BadParameter("each side must be 4 to 256 pixels")
+    return size
 
-    A SentencePiece tokenizer is trained on the training split and stored in the model file.
+
+@train_group.command("lm", short_help="An autoregressive model on text, audio or images.")
+@training_options(batch_size=32, lr=3e-3, hidden=512)
+@click.option("--layers", "num_layers", type=click.IntRange(min=1), default=None,
+              help="Recurrent layers [default: 2 for text, 1 for the frame tier].")
+@click.option("--tie/--no-tie", "tie_embeddings", default=None, help="Tie input embeddings and output weights (text).")
+@click.option("--seq-len", type=click.IntRange(min=2), default=None,
+              help="Tokens per training window [default: 128; audio 2048].")
+@click.option("--sample-rate", type=click.IntRange(min=1000, max=192_000), default=16000,
+              help="Audio: the model's sample rate; clips are resampled to it.")
+@click.option("--palette", type=click.IntRange(min=2, max=4096), default=167,
+              help="Images: colours in the k-means palette (the lecture's 167).")
+@click.option("--size", callback=parse_size, default="32x32", help="Images: HEIGHTxWIDTH the model draws.")
+@click.option("--colormap", type=click.Path(path_type=Path), default=None,
+              help="Images in the lecture's format: CORPUS is pixel_color.txt, this its colormap.txt.")
+def train_lm_command(hidden, embed, **options):
+    """Train an autoregressive model on CORPUS, whose kind is told by its files:
+
+    \b
+    text    a UTF-8 file or a folder of .txt files: an RNN LM over SentencePiece tokens
+    audio   a folder of WAV/FLAC/OGG (any rate, mono or stereo): 8-bit mu-law samples
+    images  a folder of PNG/GIF/BMP/JPEG: palette indices in raster order
+
+    Audio and images use the frame model (a SampleRNN-style frame tier and a small per-token
+    GRU). The tokenizer, sample rate or palette is stored in the model file.
     """
     run_training("lm", hidden_size=hidden, embed_dim=embed, **options)
 
@@ -162,19 +199,59 @@ def train_vae_command(hidden, embed, **options):
     run_training("vae", hidden_size=hidden, embed_dim=embed, **options)
 
 
-@main.command(short_help="Sample lines from an LM or a VAE's prior.")
+def seconds_option(default: float):
+    return click.option("--seconds", type=click.FloatRange(0, 600, min_open=True), default=default,
+                        help="Seconds of audio to generate (at most 600).")
+
+
+def write_audio_takes(waves, codec, out: Path, prime=None) -> list[Path]:
+    """Each take as a WAV (prime + continuation when ``prime`` is given) and a PNG beside it with
+    the waveform and spectrogram; ``out`` is the file for one take, a folder for several."""
+    if len(waves) == 1 and out.suffix.lower() == ".wav":
+        paths = [out]
+    else:
+        folder = out.with_suffix("") if out.suffix.lower() == ".wav" else out
+        paths = [folder / f"take_{i + 1:02d}.wav" for i in range(len(waves))]
+    for wave, path in zip(waves, paths):
+        full = wave if prime is None else np.concatenate([prime, wave])
+        write_wav(path, full, codec.sample_rate)
+        write_png(path.with_suffix(".png"), audio_picture(full, codec.sample_rate,
+                                                          None if prime is None else len(prime)))
+    return paths
+
+
+@main.command(short_help="Sample lines, seconds of audio or a grid of images.")
 @model_option("shakespeare")
-@click.option("-n", "count", type=click.IntRange(min=1, max=10_000), default=5, help="How many lines.")
+@click.option("-n", "count", type=click.IntRange(min=1, max=10_000), default=None,
+              help="How many lines, audio takes or images [default: 5 lines, 1 take, 16 images].")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Audio: a .wav (a folder for several takes); images: the grid .png.")
+@seconds_option(4.0)
 @click.option("--prompt", default=None, help="Start every line with this text (language models).")
 @click.option("--max-tokens", type=click.IntRange(min=1, max=100_000), default=200,
               help="Longest line, in tokens (language models).")
 @decoding_options
 @sampling_options
 @device_option
-def sample(model_spec, count, prompt, max_tokens, decode, beam, temperature, top_k, top_p, seed, device):
-    """Sample lines: from a language model, or from a VAE's prior."""
+def sample(model_spec, count, out, seconds, prompt, max_tokens, decode, beam, temperature, top_k, top_p,
+           seed, device):
+    """Sample from a model: lines of text (from a language model or a VAE's prior), seconds of
+    audio, or a grid of images drawn pixel by pixel."""
     loaded = load_model(model_spec, pick_device(device))
     sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p)
+    kind = loaded.codec.kind
+    if kind == "audio":
+        waves = continue_audio(loaded, None, seconds, count or 1, seed=seed, progress=True, **sampling)
+        for path in write_audio_takes(waves, loaded.codec, out or Path("sample.wav")):
+            click.echo(f"wrote {path} and {path.with_suffix('.png').name}", err=True)
+        return
+    if kind == "image":
+        images = sample_images(loaded, count or 16, seed=seed, progress=True, **sampling)
+        out = out or Path("samples.png")
+        write_png(out, grid(images))
+        click.echo(f"wrote {out} ({len(images)} images)", err=True)
+        return
+    count = count or 5
     if loaded.record["task"] == "vae":
         if prompt:
             raise GenseqError("a VAE samples whole lines from its prior and takes no --prompt; "
@@ -186,6 +263,54 @@ def sample(model_spec, count, prompt, max_tokens, decode, beam, temperature, top
         click.echo(line)
 
 
+@main.command("continue", short_help="Continue an audio clip.")
+@click.argument("clip", type=click.Path(path_type=Path))
+@model_option("speech")
+@seconds_option(4.0)
+@click.option("-n", "count", type=click.IntRange(min=1, max=64), default=1, help="Takes at once.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("continued.wav"),
+              help="A .wav for one take; a folder for several.")
+@click.option("--prime/--no-prime", "with_prime", default=True,
+              help="Write the clip before its continuation, or the continuation alone.")
+@sampling_options
+@device_option
+def continue_command(clip, model_spec, seconds, count, out, with_prime, temperature, top_k, top_p, seed, device):
+    """Continue CLIP (any WAV, FLAC or OGG: resampled, mixed to mono) with an audio model. Each
+    take is a WAV at the model's rate with a waveform and spectrogram PNG beside it, a red line
+    where the clip ends."""
+    loaded = load_model(model_spec, pick_device(device))
+    check_kind(loaded, "audio", "continue")
+    wave = loaded.codec.read(clip)
+    if np.abs(wave).max() < 1e-4:
+        raise GenseqError(f"{clip} is silent; give a clip with sound in it to continue")
+    waves = continue_audio(loaded, wave, seconds, count, temperature=temperature, top_k=top_k,
+                           top_p=top_p, seed=seed, progress=True)
+    for path in write_audio_takes(waves, loaded.codec, out, wave if with_prime else None):
+        click.echo(f"wrote {path} and {path.with_suffix('.png').name}", err=True)
+
+
+@main.command("complete", short_help="Draw the bottom of an image from its top.")
+@click.argument("image", type=click.Path(path_type=Path))
+@model_option("sprites")
+@click.option("-n", "count", type=click.IntRange(min=1, max=256), default=8, help="Completions.")
+@click.option("--keep", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
+              help="Fraction of rows kept from the top.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("completions.png"))
+@sampling_options
+@device_option
+def complete_command(image, model_spec, count, keep, out, temperature, top_k, top_p, seed, device):
+    """Keep the top --keep of IMAGE and draw N different bottoms. The PNG shows the image as the
+    model sees it, the part kept, then the completions."""
+    loaded = load_model(model_spec, pick_device(device))
+    check_kind(loaded, "image", "complete")
+    codec = loaded.codec
+    original = codec.decode(codec.encode(read_image(image)))
+    done, rows = complete_image(loaded, original, keep, count, temperature=temperature, top_k=top_k,
+                                top_p=top_p, seed=seed, progress=True)
+    write_png(out, grid([original, hide_below(original, rows), *done], columns=count + 2))
+    click.echo(f"wrote {out}: original, kept {rows} of {codec.height} rows, {count} completions", err=True)
+
+
 @main.command("eval", short_help="Score a held-out corpus under a model.")
 @click.argument("corpus", type=click.Path(path_type=Path))
 @model_option()
@@ -194,15 +319,23 @@ def sample(model_spec, count, prompt, max_tokens, decode, beam, temperature, top
               help="Importance samples per line for a VAE's IW-NLL.")
 @click.option("--seed", type=int, default=0, help="Seed for the VAE's latent samples.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N items.")
+@click.option("--colormap", type=click.Path(path_type=Path), default=None,
+              help="CORPUS is in the lecture's pixel format with this colormap.")
 @device_option
-def eval_command(corpus, model_spec, as_json, iw_samples, seed, limit, device):
-    """Score held-out CORPUS: NLL, bits per token and character, perplexity; for a VAE also
-    IW-NLL, KL, mutual information, active units and reconstruction accuracy."""
+def eval_command(corpus, model_spec, as_json, iw_samples, seed, limit, colormap, device):
+    """Score held-out CORPUS (of the model's kind): NLL, bits per token, perplexity, and bits per
+    character (text), bits per sample (audio) or bits per dim and nats per pixel (images); for a
+    VAE also IW-NLL, KL, mutual information, active units and reconstruction accuracy."""
     loaded = load_model(model_spec, pick_device(device))
-    items = read_text_corpus(corpus)[:limit]
+    codec = loaded.codec
+    kind = corpus_kind(corpus, colormap)
+    if kind != codec.kind:
+        raise GenseqError(f"{corpus} holds {kind} but the model is a {codec.kind} model; give a "
+                          f"{codec.kind} corpus")
+    items = read_corpus(corpus, kind, sample_rate=getattr(codec, "sample_rate", 16000), colormap=colormap)[:limit]
     task = loaded.record["task"]
     extra = {"iw_samples": iw_samples, "seed": seed} if task == "vae" else {}
-    metrics = TASKS[task].metrics(loaded.model, loaded.codec, items, **extra)
+    metrics = TASKS[task].metrics(loaded.model, codec, items, **extra)
     del metrics["loss"]
     if as_json:
         click.echo(json.dumps({"model": str(loaded.path), "corpus": str(corpus), **metrics}))
@@ -274,8 +407,9 @@ def models(as_json):
     for name, path in shipped.items():
         record = read_file(path)
         valid = record.get("valid") or {}
-        score = {k: round(valid[k], 3) for k in ("bits_per_char", "perplexity", "neg_elbo", "kl",
-                                                 "recon_char_accuracy") if k in valid}
+        score = {k: round(valid[k], 3) for k in ("bits_per_char", "bits_per_sample", "bits_per_dim",
+                                                 "perplexity", "neg_elbo", "kl", "recon_char_accuracy")
+                 if k in valid}
         row = {"name": name, "task": record["task"], "kind": record["codec"]["kind"],
                "corpus": record["corpus"]["name"], "megabytes": round(path.stat().st_size / 1e6, 2),
                "held_out": score}

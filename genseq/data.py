@@ -72,3 +72,26 @@ class ItemBatches:
         generator = step_generator(self.seed, step, rank)
         picks = torch.randint(len(self.sequences), (self.batch_size,), generator=generator)
         return pad_sequences([self.sequences[i] for i in picks.tolist()], self.bos, self.eos)
+
+
+class ImageBatches:
+    """Random whole images (start id + raster pixels), ``batch_size`` per step, each flipped left
+    to right with probability one half when ``flip`` is set: a sprite and its mirror image are
+    equally good sprites, which doubles a small corpus."""
+
+    def __init__(self, stream: torch.Tensor, height: int, width: int, batch_size: int, seed: int,
+                 flip: bool = True):
+        self.items = stream.long().view(-1, height * width + 1)
+        if len(self.items) == 0:
+            raise GenseqError("the training split holds no images; give more images")
+        self.height, self.width, self.batch_size, self.seed, self.flip = height, width, batch_size, seed, flip
+
+    def batch(self, step: int, rank: int = 0) -> torch.Tensor:
+        generator = step_generator(self.seed, step, rank)
+        picks = torch.randint(len(self.items), (self.batch_size,), generator=generator)
+        batch = self.items[picks].clone()
+        if self.flip:
+            mirror = torch.rand(self.batch_size, generator=generator) < 0.5
+            pixels = batch[mirror, 1:].view(-1, self.height, self.width)
+            batch[mirror, 1:] = pixels.flip(-1).flatten(1)
+        return batch

@@ -45,19 +45,27 @@ def generate(model, prime, steps: int, *, batch: int = 1, temperature: float = 1
         ends early once every sequence is finished.
     progress: optional callable given the number of tokens done after each step (progress bars).
     Returns the generated ids, (B, steps), without the prime. Same seed, same device: same output.
+    A model with a ``sample_fast`` method (the frame model) samples plain temperature draws
+    through it; top-k and top-p take the general step-by-step path.
     """
     model.eval()
     device = next(model.parameters()).device
     prime = torch.as_tensor(prime, dtype=torch.long, device=device)
-    if prime.dim() == 1:
-        prime = prime.unsqueeze(0).expand(batch, -1)
     generator = None
     if seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
-    logits, state = model(prime)
-    logits = logits[:, -1]
-    out = torch.empty(prime.size(0), steps, dtype=torch.long, device=device)
-    finished = torch.zeros(prime.size(0), dtype=torch.bool, device=device)
+    if prime.dim() == 1 and getattr(model, "prime_once", True):  # run a shared prime once, copy the state
+        logits, state = model(prime.unsqueeze(0))
+        logits, state = logits[:, -1].expand(batch, -1), repeat_state(state, batch)
+    else:
+        if prime.dim() == 1:
+            prime = prime.unsqueeze(0).expand(batch, -1)
+        logits, state = model(prime)
+        logits = logits[:, -1]
+    if hasattr(model, "sample_fast") and top_k == 0 and top_p == 1.0 and stop_id is None:
+        return model.sample_fast(logits, state, steps, temperature, seed, progress).to(device)
+    out = torch.empty(logits.size(0), steps, dtype=torch.long, device=device)
+    finished = torch.zeros(logits.size(0), dtype=torch.bool, device=device)
     for t in range(steps):
         token = sample_next(logits, temperature, top_k, top_p, generator)
         if stop_id is not None:
@@ -71,6 +79,15 @@ def generate(model, prime, steps: int, *, batch: int = 1, temperature: float = 1
         if t + 1 < steps:
             logits, state = model.step(token, state)
     return out
+
+
+def repeat_state(state, batch: int):
+    """A batch-of-one recurrent state copied ``batch`` times."""
+    if isinstance(state, torch.Tensor):  # (L, 1, H)
+        return state.expand(-1, batch, -1).contiguous()
+    if isinstance(state, tuple):  # an LSTM's pair
+        return tuple(s.expand(-1, batch, -1).contiguous() for s in state)
+    return state.repeat(batch)  # a model's own state object
 
 
 def select_state(state, index: torch.Tensor):

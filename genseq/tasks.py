@@ -10,14 +10,17 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
+from tqdm import tqdm
 
-from genseq.codecs import Codec, TextCodec, codec_from_state, read_text_corpus
+from genseq.codecs import AudioCodec, Codec, ImageCodec, TextCodec, codec_from_state, corpus_kind, read_corpus
+from genseq.codecs.image import read_lecture_corpus
 from genseq.codecs.text import BOS, EOS, choose_tokenizer
-from genseq.data import ItemBatches, TokenWindows, split_holdout
+from genseq.data import ImageBatches, ItemBatches, TokenWindows, split_holdout
 from genseq.errors import GenseqError
 from genseq.generate import generate
-from genseq.models import RNNLM, build_model
+from genseq.models import FrameLM, RNNLM, build_model
 from genseq.models.rnn import stream_nll
 from genseq.models.vae import SequenceVAE
 from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, read_file
@@ -29,12 +32,18 @@ LN2 = math.log(2)
 
 def lm_metrics(model, codec: Codec, items) -> dict:
     """Held-out NLL of ``items`` in nats and bits per token, perplexity, and bits per unit of
-    whatever else the codec counts (``bits_per_char`` for text)."""
-    nats, tokens = stream_nll(model, codec.encode_stream(items))
+    whatever else the codec counts (``bits_per_char`` for text): ``bits_per_sample`` for audio,
+    ``bits_per_dim`` and ``nats_per_pixel`` for images (one palette index per pixel)."""
+    stream = codec.encode_stream(items)
+    nats, tokens = model.stream_nll(stream) if hasattr(model, "stream_nll") else stream_nll(model, stream)
     per_token = nats / tokens
     metrics = {"loss": per_token, "nll_nats_per_token": per_token, "bits_per_token": per_token / LN2,
                "perplexity": math.exp(per_token), "tokens": tokens,
                "nll_nats_per_item": nats / len(items), "items": len(items)}
+    if codec.kind == "audio":
+        metrics["bits_per_sample"] = per_token / LN2
+    if codec.kind == "image":
+        metrics.update(bits_per_dim=per_token / LN2, nats_per_pixel=per_token)
     for unit, count in codec.counts(items).items():
         metrics[f"{unit}s"] = count
         metrics[f"bits_per_{unit}"] = nats / LN2 / count
@@ -42,10 +51,51 @@ def lm_metrics(model, codec: Codec, items) -> dict:
 
 
 def fingerprint(items) -> str:
+    """A digest of the training items (lines, clips or images), to check a resumed corpus."""
     digest = hashlib.sha256()
     for item in items:
-        digest.update(item.encode() + b"\n")
+        digest.update(item.encode() if isinstance(item, str) else item.tobytes())
+        digest.update(b"\n")
     return digest.hexdigest()
+
+
+# The frame model's shape for each kind of data; the user's --hidden, --embed, --layers and
+# --dropout override these. Images get one frame per row and the pixels above as lags.
+FRAME_DEFAULTS = {
+    "audio": dict(frame=16, embed_dim=16, frame_hidden=384, token_hidden=64, head_hidden=128, lags=[1, 2]),
+    "image": dict(embed_dim=16, frame_hidden=512, token_hidden=128, head_hidden=256, dropout=0.2),
+}
+
+
+def frame_config(codec: Codec, options: dict) -> dict:
+    """FrameLM settings for an audio or image codec from the CLI's model options."""
+    config = dict(FRAME_DEFAULTS[codec.kind])
+    if codec.kind == "image":
+        w = codec.width
+        config.update(frame=w, rows=codec.height, lags=[1, 2, w - 1, w, w + 1])
+    renamed = {"hidden_size": "frame_hidden", "num_layers": "frame_layers"}
+    for key, value in options.items():
+        if value is not None and key not in ("cell", "tie_embeddings"):
+            config[renamed.get(key, key)] = value
+    return config
+
+
+def fit_codec(kind: str, items: list, options: dict) -> Codec:
+    """A new codec for training ``items``: a SentencePiece model for text, the sample rate for
+    audio, a k-means palette (or the lecture's colormap) for images."""
+    if kind == "text":
+        tokenizer = options.get("tokenizer", "auto")
+        if tokenizer == "auto":
+            tokenizer = choose_tokenizer(items)
+        return TextCodec.train(items, tokenizer, options.get("vocab_size", 2000))
+    if kind == "audio":
+        return AudioCodec(options.get("sample_rate", 16000))
+    height, width = options.get("size") or (32, 32)
+    if options.get("colormap") is not None:
+        palette = read_lecture_corpus(options["corpus"], options["colormap"])[1]
+        height, width = items[0].shape[:2]
+        return ImageCodec.from_palette(palette, height, width)
+    return ImageCodec.fit(items, options.get("palette", 167), height, width)
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
@@ -79,18 +129,30 @@ class Task:
 
     @classmethod
     def build(cls, codec: Codec, model_config: dict):
-        return build_model(cls.family, {"vocab_size": codec.vocab_size, **model_config})
+        config = {k: v for k, v in model_config.items() if v is not None}  # None: the default
+        return build_model(cls.family, {"vocab_size": codec.vocab_size, **config})
 
 
 class LMTask(Task):
-    """An RNN language model over the stream of all items, trained on random windows of it."""
+    """An autoregressive model over the stream of all items: an RNN LM on text, trained on random
+    windows; the frame model on audio (random windows) and images (whole images, mirrored)."""
 
     name, family = "lm", RNNLM.family
+
+    @classmethod
+    def build(cls, codec: Codec, model_config: dict):
+        if codec.kind == "text":
+            config = {k: v for k, v in model_config.items() if v is not None}
+            return build_model(RNNLM.family, {"vocab_size": codec.vocab_size, **config})
+        return build_model(FrameLM.family, {"vocab_size": codec.vocab_size, **frame_config(codec, model_config)})
 
     @staticmethod
     def data(codec: Codec, items: list, config: TrainConfig):
         stream = codec.encode_stream(items)
-        return TokenWindows(stream, config.seq_len, config.batch_size, config.seed), {"train_tokens": len(stream)}
+        facts = {"train_tokens": len(stream)}
+        if codec.kind == "image":
+            return ImageBatches(stream, codec.height, codec.width, config.batch_size, config.seed), facts
+        return TokenWindows(stream, config.seq_len, config.batch_size, config.seed), facts
 
     metrics = staticmethod(lm_metrics)
 
@@ -114,30 +176,42 @@ TASKS = {task.name: task for task in (LMTask, VAETask)}
 
 
 def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train_config: TrainConfig,
-          valid=None, valid_fraction: float = 0.05, tokenizer: str = "auto", vocab_size: int = 2000,
+          valid=None, valid_fraction: float = 0.05, codec_options: dict | None = None,
           device: torch.device = torch.device("cpu"), resume: bool = False, progress: bool = True,
           stop_at: int | None = None) -> dict:
-    """Train a model for ``task`` (``lm`` or ``vae``) on ``corpus`` (a text file or folder of .txt
-    files) into ``run_dir``; return the final held-out metrics.
+    """Train a model for ``task`` (``lm`` or ``vae``) on ``corpus`` into ``run_dir``; return the
+    final held-out metrics. ``corpus`` is a text file or a folder of .txt files, a folder of
+    audio files, a folder of images, or the lecture's pixel file with ``codec_options["colormap"]``.
 
-    ``valid`` names a held-out file; without it ``valid_fraction`` of the corpus is held out,
-    chosen by ``train_config.seed``. ``tokenizer="auto"`` picks ``char`` for Chinese text and
-    ``unigram`` otherwise. With ``resume`` the run's own codec, model and training settings are
-    used, and the corpus must be the one it started on.
+    ``valid`` names a held-out file or folder; without it ``valid_fraction`` of the corpus is held
+    out, chosen by ``train_config.seed``. ``codec_options``: ``tokenizer`` (``auto`` picks
+    ``char`` for Chinese text), ``vocab_size``; ``sample_rate``; ``palette`` (colours), ``size``
+    ((height, width)), ``colormap``. With ``resume`` the run's own codec, model and training
+    settings are used, and the corpus must be the one it started on.
     """
     spec = TASKS[task]
     run_dir = Path(run_dir)
+    codec_options = dict(codec_options or {}, corpus=corpus)
     check_run_dir(run_dir, resume)
-    items = read_text_corpus(corpus)
+    colormap = codec_options.get("colormap")
+    kind = corpus_kind(corpus, colormap)
+    if kind != "text" and task != "lm":
+        raise GenseqError(f"{corpus} holds {kind}; genseq train {task} takes lines of text, use "
+                          "genseq train lm for audio and images")
+    sample_rate = codec_options.get("sample_rate", 16000)
+    if resume:
+        checkpoint = read_file(run_dir / CHECKPOINT_FILE)
+        sample_rate = checkpoint["codec"].get("sample_rate", sample_rate)
+    items = read_corpus(corpus, kind, sample_rate=sample_rate, colormap=colormap)
     if valid is not None:
-        train_items, valid_items = items, read_text_corpus(valid)
+        train_items = items
+        valid_items = read_corpus(valid, corpus_kind(valid, colormap), sample_rate=sample_rate, colormap=colormap)
     else:
         train_items, valid_items = split_holdout(items, valid_fraction, train_config.seed)
     make_run_dir(run_dir)
     corpus_sha256 = fingerprint(train_items)
 
     if resume:
-        checkpoint = read_file(run_dir / CHECKPOINT_FILE)
         if checkpoint["task"] != task:
             raise GenseqError(f"{run_dir} holds a {checkpoint['task']} run; resume it with "
                               f"genseq train {checkpoint['task']}")
@@ -149,9 +223,7 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
         train_config = TrainConfig(**checkpoint["train"])
     else:
         torch.manual_seed(train_config.seed)
-        if tokenizer == "auto":
-            tokenizer = choose_tokenizer(train_items)
-        codec = TextCodec.train(train_items, tokenizer, vocab_size)
+        codec = fit_codec(kind, train_items, codec_options)
         model = spec.build(codec, model_config or {})
 
     data, facts = spec.data(codec, train_items, train_config)
@@ -173,3 +245,64 @@ def sample_text(loaded: Loaded, n: int = 5, prompt: str | None = None, max_token
                    **sampling)
     prefix = codec.encode(prompt) if prompt else []
     return [codec.decode(prefix + row) for row in ids.tolist()]
+
+
+def token_bar(total: int, desc: str, unit: str, scale: float = 1.0, enabled: bool = True):
+    """A progress bar for generation and the ``progress`` callable that feeds it."""
+    bar = tqdm(total=round(total * scale, 2), desc=desc, unit=unit, disable=not enabled,
+               dynamic_ncols=True, leave=False)
+    last = [0]
+
+    def progress(done: int) -> None:
+        bar.update(round((done - last[0]) * scale, 2))
+        last[0] = done
+    return bar, progress
+
+
+def check_kind(loaded: Loaded, kind: str, command: str) -> None:
+    have = loaded.codec.kind
+    if have != kind or loaded.record["task"] != "lm":
+        what = "a VAE" if loaded.record["task"] == "vae" else f"a {have} model"
+        raise GenseqError(f"{loaded.path} is {what}; genseq {command} needs an autoregressive {kind} "
+                          f"model (genseq models lists them)")
+
+
+def continue_audio(loaded: Loaded, clip: np.ndarray | None, seconds: float, n: int = 1,
+                   temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                   seed: int | None = None, progress: bool = False) -> list[np.ndarray]:
+    """``n`` continuations of ``clip`` (float32 mono at the model's rate; None: from silence),
+    each ``seconds`` long, without the clip. The clip is primed in one parallel call."""
+    codec = loaded.codec
+    steps = max(1, round(seconds * codec.sample_rate))
+    bar, tick = token_bar(steps, "continue" if clip is not None else "sample", "s", 1 / codec.sample_rate, progress)
+    with bar:
+        ids = generate(loaded.model, codec.prime(clip), steps, batch=n, temperature=temperature,
+                       top_k=top_k, top_p=top_p, seed=seed, progress=tick)
+    return [codec.decode(row) for row in ids]
+
+
+def sample_images(loaded: Loaded, n: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                  seed: int | None = None, keep: np.ndarray | None = None,
+                  progress: bool = False) -> list[np.ndarray]:
+    """``n`` images drawn pixel by pixel; with ``keep`` (a list of pixel ids: the top rows of an
+    image) every image starts with those pixels and the model draws the rest."""
+    codec = loaded.codec
+    kept = [] if keep is None else [int(i) for i in keep]
+    steps = codec.pixels - len(kept)
+    bar, tick = token_bar(steps * n, "draw", "px", 1.0, progress)
+    with bar:
+        ids = generate(loaded.model, codec.prime(kept), steps, batch=n, temperature=temperature,
+                       top_k=top_k, top_p=top_p, seed=seed, progress=lambda done: tick(done * n))
+    return [codec.decode(kept + row) for row in ids.tolist()]
+
+
+def complete_image(loaded: Loaded, image: np.ndarray, keep: float, n: int, **sampling) -> tuple[list, int]:
+    """``n`` completions of ``image`` from its top ``keep`` fraction of rows; returns them and
+    the number of rows kept."""
+    codec = loaded.codec
+    rows = round(keep * codec.height)
+    if not 0 < rows < codec.height:
+        raise GenseqError(f"--keep {keep} keeps {rows} of {codec.height} rows; keep between one row "
+                          "and all but one (e.g. --keep 0.5)")
+    ids = codec.encode(image)[:rows * codec.width]
+    return sample_images(loaded, n, keep=ids, **sampling), rows

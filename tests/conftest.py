@@ -31,7 +31,7 @@ def tiny_run(tmp_path_factory, corpus_file) -> Path:
     """A run folder holding a tiny model trained for a few steps."""
     torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("runs") / "tiny"
-    train("lm", corpus_file, run, model_config=TINY_MODEL, vocab_size=300, progress=False,
+    train("lm", corpus_file, run, model_config=TINY_MODEL, codec_options={"vocab_size": 300}, progress=False,
              train_config=TrainConfig(steps=30, batch_size=8, seq_len=32, valid_every=15, seed=0))
     return run
 

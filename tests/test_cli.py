@@ -71,7 +71,7 @@ def bad_inputs(tmp_path):
     fake.write_text("not a model")
     return [
         (["train", "lm", empty, "-o", tmp_path / "r1"], "holds no text"),
-        (["train", "lm", folder, "-o", tmp_path / "r2"], "holds no .txt files"),
+        (["train", "lm", folder, "-o", tmp_path / "r2"], "holds no .txt, audio"),
         (["train", "lm", latin, "-o", tmp_path / "r3"], "is not UTF-8 text"),
         (["train", "lm", tmp_path / "missing.txt", "-o", tmp_path / "r4"], "does not exist"),
         (["sample", "-m", fake], "not a genseq model file"),

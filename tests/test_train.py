@@ -43,7 +43,7 @@ def test_schedule_warms_up_then_decays():
 
 def test_training_lowers_validation_loss(tmp_path, corpus_file):
     run = tmp_path / "run"
-    train("lm", corpus_file, run, model_config=TINY_MODEL, vocab_size=300, progress=False,
+    train("lm", corpus_file, run, model_config=TINY_MODEL, codec_options={"vocab_size": 300}, progress=False,
              train_config=config(steps=40, lr=1e-2))
     valid = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
              if '"valid"' in line]
@@ -53,7 +53,7 @@ def test_training_lowers_validation_loss(tmp_path, corpus_file):
 
 
 def test_resume_continues_exactly(tmp_path, corpus_file):
-    kw = dict(model_config={**TINY_MODEL, "dropout": 0.2}, vocab_size=300, progress=False)
+    kw = dict(model_config={**TINY_MODEL, "dropout": 0.2}, codec_options={"vocab_size": 300}, progress=False)
     train("lm", corpus_file, tmp_path / "whole", train_config=config(), **kw)
     train("lm", corpus_file, tmp_path / "split", train_config=config(), stop_at=11, **kw)
     assert read_file(tmp_path / "split" / "checkpoint.pt")["step"] == 11

@@ -3,10 +3,12 @@
 from dataclasses import asdict
 
 from genseq.errors import GenseqError
+from genseq.models.frame import FrameConfig, FrameLM
 from genseq.models.rnn import RNNConfig, RNNLM
 from genseq.models.vae import SequenceVAE, VAEConfig
 
-FAMILIES = {RNNLM.family: (RNNConfig, RNNLM), SequenceVAE.family: (VAEConfig, SequenceVAE)}
+FAMILIES = {RNNLM.family: (RNNConfig, RNNLM), FrameLM.family: (FrameConfig, FrameLM),
+            SequenceVAE.family: (VAEConfig, SequenceVAE)}
 
 
 def build_model(family: str, config: dict):
@@ -25,4 +27,4 @@ def model_config(model) -> dict:
     return asdict(model.config)
 
 
-__all__ = ["FAMILIES", "RNNConfig", "RNNLM", "SequenceVAE", "VAEConfig", "build_model", "model_config"]
+__all__ = ["FAMILIES", "FrameConfig", "FrameLM", "RNNConfig", "RNNLM", "SequenceVAE", "VAEConfig", "build_model", "model_config"]

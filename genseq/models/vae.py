@@ -151,6 +151,8 @@ class LatentDecoder(nn.Module):
     :func:`genseq.generate.generate` and beam search decode a VAE's latent codes unchanged.
     It never proposes ``unk``: a decoded line is made of tokens the model knows."""
 
+    prime_once = False  # each row has its own z, so a shared prime cannot be run once for all
+
     def __init__(self, vae: SequenceVAE, z: torch.Tensor):
         super().__init__()
         self.vae, self.z = vae, z

@@ -1,0 +1,96 @@
+"""Audio as 8-bit mu-law samples (ITU-T G.711; the WaveNet and SampleRNN set-up).
+
+Any file ``soundfile`` reads (WAV, FLAC, OGG, MP3 where libsndfile supports it), at any rate, with
+any number of channels and any sample type, is mixed to mono, resampled to the codec's rate with
+``torchaudio.functional.resample``, clamped to [-1, 1] (``mu_law_encoding`` does not clamp) and
+mu-law encoded to 256 levels. One token is one sample.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from genseq.codecs.base import Codec
+from genseq.errors import GenseqError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au")
+
+
+def read_audio(path, sample_rate: int) -> np.ndarray:
+    """The samples of an audio file as float32 mono at ``sample_rate``, clamped to [-1, 1]."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenseqError(f"{path} does not exist; give a WAV, FLAC or OGG file")
+    try:
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises LibsndfileError, RuntimeError or TypeError by case
+        reason = str(e).split(":")[-1].strip() or type(e).__name__
+        raise GenseqError(f"{path} is not an audio file genseq can read ({reason}); give a WAV, "
+                          "FLAC or OGG file") from None
+    if len(data) == 0:
+        raise GenseqError(f"{path} holds no samples; give a clip at least a fraction of a second long")
+    wave = torch.from_numpy(data.mean(axis=1))
+    if rate != sample_rate:
+        wave = AF.resample(wave, rate, sample_rate)
+    return wave.clamp(-1.0, 1.0).numpy()
+
+
+def audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+
+
+class AudioCodec(Codec):
+    """Waveforms <-> mu-law ids at one sample rate. An item is a float32 mono array."""
+
+    kind = "audio"
+    unit = "sample"
+
+    def __init__(self, sample_rate: int = 16000, levels: int = 256):
+        self.sample_rate, self.levels = int(sample_rate), int(levels)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.levels
+
+    def read(self, path) -> np.ndarray:
+        return read_audio(path, self.sample_rate)
+
+    def read_corpus(self, path) -> list[np.ndarray]:
+        """Every audio file in a folder (sorted by path), or one file."""
+        path = Path(path)
+        files = audio_files(path) if path.is_dir() else [path]
+        if not files:
+            raise GenseqError(f"{path} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
+        return [self.read(file) for file in files]
+
+    def encode(self, item) -> list[int]:
+        return self.encode_tensor(item).tolist()
+
+    def encode_tensor(self, item) -> torch.Tensor:
+        wave = torch.as_tensor(np.asarray(item, dtype=np.float32)).clamp(-1.0, 1.0)
+        return AF.mu_law_encoding(wave, self.levels)
+
+    def decode(self, ids) -> np.ndarray:
+        ids = torch.as_tensor(ids, dtype=torch.long)
+        return AF.mu_law_decoding(ids, self.levels).float().numpy()
+
+    def encode_stream(self, items) -> torch.Tensor:
+        """The clips one after another, as uint8 ids (a 25-minute corpus is 24 MB)."""
+        return torch.cat([self.encode_tensor(item).to(torch.uint8) for item in items])
+
+    def prime(self, prefix=None) -> list[int]:
+        """The prefix's ids, or one sample of silence to start from nothing."""
+        return self.encode(prefix if prefix is not None else np.zeros(1, np.float32))
+
+    def counts(self, items) -> dict[str, int]:
+        return {"second": sum(len(item) for item in items) / self.sample_rate}
+
+    def state_dict(self) -> dict:
+        return {"kind": self.kind, "sample_rate": self.sample_rate, "levels": self.levels}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "AudioCodec":
+        return cls(state["sample_rate"], state["levels"])
