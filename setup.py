@@ -18,6 +18,7 @@ setup(
         "soundfile>=0.12",
         "click>=8.1",
         "tqdm>=4.60",  # progress bars with rate and ETA: better than ours would be
+        "pillow>=9",  # reads and writes every common image format
     ],
     extras_require={"dev": ["pytest>=7"]},
     entry_points={"console_scripts": ["genseq = genseq.cli:main"]},

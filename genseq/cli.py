@@ -153,6 +153,9 @@ def parse_size(ctx, param, value):
 
 @train_group.command("lm", short_help="An autoregressive model on text, audio or images.")
 @training_options(batch_size=32, lr=3e-3, hidden=512)
+@click.option("--arch", type=click.Choice(["auto", "rnn", "frame"]), default="auto",
+              help="auto: an RNN for text, the frame model for audio and images; rnn over audio "
+                   "or pixels is the plain sample-level baseline.")
 @click.option("--layers", "num_layers", type=click.IntRange(min=1), default=None,
               help="Recurrent layers [default: 2 for text, 1 for the frame tier].")
 @click.option("--tie/--no-tie", "tie_embeddings", default=None, help="Tie input embeddings and output weights (text).")

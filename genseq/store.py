@@ -23,6 +23,7 @@ FORMAT = "genseq"
 VERSION = 1
 MODEL_FILE = "model.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
+BEST_FILE = "best.pt"  # the model at its best validation loss
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
 

@@ -41,7 +41,9 @@ def lm_metrics(model, codec: Codec, items) -> dict:
                "perplexity": math.exp(per_token), "tokens": tokens,
                "nll_nats_per_item": nats / len(items), "items": len(items)}
     if codec.kind == "audio":
-        metrics["bits_per_sample"] = per_token / LN2
+        seconds = sum(len(item) for item in items) / codec.sample_rate
+        metrics.update(bits_per_sample=per_token / LN2, audio_seconds=seconds,
+                       kbit_per_second=nats / LN2 / seconds / 1000)
     if codec.kind == "image":
         metrics.update(bits_per_dim=per_token / LN2, nats_per_pixel=per_token)
     for unit, count in codec.counts(items).items():
@@ -141,9 +143,17 @@ class LMTask(Task):
 
     @classmethod
     def build(cls, codec: Codec, model_config: dict):
-        if codec.kind == "text":
+        """``arch``: ``auto`` (an RNN LM for text, the frame model for audio and images), ``rnn``
+        (a plain RNN over the tokens: the sample-level and raster baselines) or ``frame``."""
+        model_config = dict(model_config)
+        arch = model_config.pop("arch", None) or "auto"
+        if arch == "auto":
+            arch = "rnn" if codec.kind == "text" else "frame"
+        if arch == "rnn":
             config = {k: v for k, v in model_config.items() if v is not None}
             return build_model(RNNLM.family, {"vocab_size": codec.vocab_size, **config})
+        if codec.kind == "text":
+            raise GenseqError("the frame model is for audio and images; train text with --arch rnn")
         return build_model(FrameLM.family, {"vocab_size": codec.vocab_size, **frame_config(codec, model_config)})
 
     @staticmethod
@@ -247,14 +257,14 @@ def sample_text(loaded: Loaded, n: int = 5, prompt: str | None = None, max_token
     return [codec.decode(prefix + row) for row in ids.tolist()]
 
 
-def token_bar(total: int, desc: str, unit: str, scale: float = 1.0, enabled: bool = True):
+def token_bar(total: int, desc: str, unit: str, enabled: bool = True):
     """A progress bar for generation and the ``progress`` callable that feeds it."""
-    bar = tqdm(total=round(total * scale, 2), desc=desc, unit=unit, disable=not enabled,
+    bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, disable=not enabled,
                dynamic_ncols=True, leave=False)
     last = [0]
 
     def progress(done: int) -> None:
-        bar.update(round((done - last[0]) * scale, 2))
+        bar.update(done - last[0])
         last[0] = done
     return bar, progress
 
@@ -274,10 +284,10 @@ def continue_audio(loaded: Loaded, clip: np.ndarray | None, seconds: float, n: i
     each ``seconds`` long, without the clip. The clip is primed in one parallel call."""
     codec = loaded.codec
     steps = max(1, round(seconds * codec.sample_rate))
-    bar, tick = token_bar(steps, "continue" if clip is not None else "sample", "s", 1 / codec.sample_rate, progress)
+    bar, tick = token_bar(steps * n, "continue" if clip is not None else "sample", "sample", progress)
     with bar:
         ids = generate(loaded.model, codec.prime(clip), steps, batch=n, temperature=temperature,
-                       top_k=top_k, top_p=top_p, seed=seed, progress=tick)
+                       top_k=top_k, top_p=top_p, seed=seed, progress=lambda done: tick(done * n))
     return [codec.decode(row) for row in ids]
 
 
@@ -289,7 +299,7 @@ def sample_images(loaded: Loaded, n: int, temperature: float = 1.0, top_k: int =
     codec = loaded.codec
     kept = [] if keep is None else [int(i) for i in keep]
     steps = codec.pixels - len(kept)
-    bar, tick = token_bar(steps * n, "draw", "px", 1.0, progress)
+    bar, tick = token_bar(steps * n, "draw", "px", progress)
     with bar:
         ids = generate(loaded.model, codec.prime(kept), steps, batch=n, temperature=temperature,
                        top_k=top_k, top_p=top_p, seed=seed, progress=lambda done: tick(done * n))

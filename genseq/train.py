@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from genseq.errors import GenseqError
-from genseq.store import CHECKPOINT_FILE, MODEL_FILE, model_record, read_file, save_atomic
+from genseq.store import BEST_FILE, CHECKPOINT_FILE, MODEL_FILE, model_record, read_file, save_atomic
 
 
 @dataclass
@@ -67,6 +67,7 @@ class Trainer:
         self.step = 0
         self.total = config.steps
         self.valid = None
+        self.best = None  # the lowest validation loss so far; best.pt holds those weights
 
     # -- state ---------------------------------------------------------------------------------
     def _model_file(self) -> dict:
@@ -74,14 +75,20 @@ class Trainer:
                             step=self.step)
 
     def save(self) -> None:
-        """Write ``checkpoint.pt`` then ``model.pt``, each atomically."""
+        """Write ``checkpoint.pt``, ``model.pt`` and, when validation improved, ``best.pt``, each
+        atomically. ``best.pt`` is what to ship from a run that went on to overfit."""
         model_file = self._model_file()
+        improved = self.valid is not None and (self.best is None or self.valid["loss"] < self.best)
+        if improved:
+            self.best = self.valid["loss"]
         checkpoint = {**model_file, "optimizer": self.optimizer.state_dict(), "total_steps": self.total,
-                      "train": asdict(self.config), "rng_cpu": torch.get_rng_state()}
+                      "train": asdict(self.config), "rng_cpu": torch.get_rng_state(), "best": self.best}
         if self.device.type == "cuda":
             checkpoint["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         save_atomic(checkpoint, self.run_dir / CHECKPOINT_FILE)
         save_atomic(model_file, self.run_dir / MODEL_FILE)
+        if improved:
+            save_atomic(model_file, self.run_dir / BEST_FILE)
 
     def resume(self) -> None:
         """Restore everything from ``checkpoint.pt`` and drop metrics logged after it."""
@@ -89,6 +96,7 @@ class Trainer:
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.step, self.total, self.valid = checkpoint["step"], checkpoint["total_steps"], checkpoint["valid"]
+        self.best = checkpoint.get("best")
         torch.set_rng_state(checkpoint["rng_cpu"])
         if "rng_cuda" in checkpoint and self.device.type == "cuda":
             torch.cuda.set_rng_state(checkpoint["rng_cuda"], self.device)

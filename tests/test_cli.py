@@ -26,7 +26,7 @@ def test_train_sample_eval_models(tmp_path, corpus_file):
     result = run("train", "lm", corpus_file, "-o", out, "--steps", 12, "--valid-every", 6, *TINY)
     assert result.exit_code == 0, result.output
     assert "bits_per_char" in result.output
-    assert {p.name for p in out.iterdir()} == {"model.pt", "checkpoint.pt", "metrics.jsonl"}
+    assert {p.name for p in out.iterdir()} == {"model.pt", "best.pt", "checkpoint.pt", "metrics.jsonl"}
 
     result = run("sample", "-m", out, "-n", 3, "--prompt", "To be", "--temperature", 0.8, "--top-p", 0.9,
                  "--seed", 1, "--device", "cpu")

@@ -85,9 +85,6 @@ class AudioCodec(Codec):
         """The prefix's ids, or one sample of silence to start from nothing."""
         return self.encode(prefix if prefix is not None else np.zeros(1, np.float32))
 
-    def counts(self, items) -> dict[str, int]:
-        return {"second": sum(len(item) for item in items) / self.sample_rate}
-
     def state_dict(self) -> dict:
         return {"kind": self.kind, "sample_rate": self.sample_rate, "levels": self.levels}
 

@@ -27,4 +27,5 @@ def model_config(model) -> dict:
     return asdict(model.config)
 
 
-__all__ = ["FAMILIES", "FrameConfig", "FrameLM", "RNNConfig", "RNNLM", "SequenceVAE", "VAEConfig", "build_model", "model_config"]
+__all__ = ["FAMILIES", "FrameConfig", "FrameLM", "RNNConfig", "RNNLM", "SequenceVAE", "VAEConfig",
+           "build_model", "model_config"]

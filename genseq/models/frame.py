@@ -206,8 +206,11 @@ class FrameLM(nn.Module):
         frame_h = [h for h in _np(state.frame_h)]
         token_h = _np(state.token_h)[0]
         gates = weights.context_gates(_np(state.context))
-        lag_rows = weights.lag_offsets[:, None]
-        scores, t = _np(logits), state.position
+        lag_rows, lag_back = weights.lag_offsets[:, None], K + 1 - np.array(self.lags)
+        w_hh, b_hh, w1, b1 = weights.token_w_hh, weights.token_b_hh, weights.w1, weights.b1
+        scale = 1.0 / temperature if temperature > 0 else 1.0  # folded into the last layer
+        w2, b2 = weights.w2 * scale, weights.b2 * scale
+        scores, t = _np(logits) * scale, state.position
         noise = None
         for i in range(steps):
             if temperature == 0:
@@ -215,19 +218,23 @@ class FrameLM(nn.Module):
             else:
                 if i % Fr == 0:  # a frame's Gumbel noise at once: -log of Exp(1) draws
                     noise = -np.log(rng.standard_exponential((Fr, B, V), dtype=np.float32) + 1e-38)
-                token = (scores * (1.0 / temperature) + noise[i % Fr]).argmax(-1)
+                token = (scores + noise[i % Fr]).argmax(-1)
             tokens[:, K + i] = token
-            if progress is not None and ((i + 1) % 1024 == 0 or i + 1 == steps):
-                progress(i + 1)
             if i + 1 == steps:
                 break
-            if t % Fr == 0:  # the token completes a frame: the frame tier reads it
+            if progress is not None and (i + 1) % 1024 == 0:
+                progress(i + 1)
+            column = t % Fr
+            if column == 0:  # the token completes a frame: the frame tier reads it
                 gates = weights.context_gates(weights.frame_step(tokens[:, K + i + 1 - Fr:K + i + 1], frame_h))
-            lagged = tokens[:, [K + i + 1 - j for j in self.lags]].T
-            gi = gates[t % Fr] + weights.lag_gates[lag_rows + lagged].sum(0) + weights.position_gates(t)
-            token_h = _gru_step(gi, token_h, weights.token_w_hh, weights.token_b_hh, S)
-            scores = np.maximum(token_h @ weights.w1 + weights.b1, 0.0) @ weights.w2 + weights.b2
+            gi = gates[column] + weights.lag_gates[lag_rows + tokens[:, lag_back + i].T].sum(0)
+            if weights.has_positions:
+                gi += weights.position_gates(t)
+            token_h = _gru_step(gi, token_h, w_hh, b_hh, S)
+            scores = np.maximum(token_h @ w1 + b1, 0.0) @ w2 + b2
             t += 1
+        if progress is not None:
+            progress(steps)
         return torch.from_numpy(tokens[:, K:].copy())
 
 
@@ -260,6 +267,7 @@ class _numpy_weights:
         self.pos_gates = (np.zeros((grid, 3 * self.S), np.float32) if isinstance(pos, float)
                           else _np(pos) @ self.w_ih_t)
         self.last_row = grid - c.frame
+        self.has_positions = bool(c.rows)
         self.w1, self.b1 = _np(model.head[0].weight).T.copy(), _np(model.head[0].bias)
         self.w2, self.b2 = _np(model.head[2].weight).T.copy(), _np(model.head[2].bias)
         self.embed = _np(model.embed.weight)

@@ -1,0 +1,101 @@
+"""The audio and image commands end to end on tiny models: continue, sample, complete, eval."""
+
+import json
+
+import numpy as np
+import soundfile as sf
+from PIL import Image
+
+from conftest import sprite
+from test_cli import run
+
+
+def test_continue_writes_prime_plus_continuation_and_a_picture(tmp_path, tiny_audio_run, audio_folder):
+    clip = audio_folder / "clip1.wav"  # 22.05 kHz stereo: resampled and mixed down on the way in
+    out = tmp_path / "out.wav"
+    result = run("continue", clip, "-m", tiny_audio_run, "--seconds", 0.25, "-o", out, "--seed", 1)
+    assert result.exit_code == 0, result.output
+    wave, rate = sf.read(out)
+    assert rate == 8000 and len(wave) == round(0.5 * 8000) + 2000
+    assert Image.open(out.with_suffix(".png")).size[0] == 1000
+    again = tmp_path / "again.wav"
+    run("continue", clip, "-m", tiny_audio_run, "--seconds", 0.25, "-o", again, "--seed", 1)
+    assert np.array_equal(sf.read(again)[0], wave)  # a seed reproduces a take
+
+
+def test_several_takes_and_no_prime(tmp_path, tiny_audio_run, audio_folder):
+    out = tmp_path / "takes"
+    result = run("continue", audio_folder / "clip0.flac", "-m", tiny_audio_run, "--seconds", 0.1,
+                 "-n", 3, "--no-prime", "-o", out, "--seed", 0)
+    assert result.exit_code == 0, result.output
+    takes = [sf.read(out / f"take_0{i}.wav")[0] for i in (1, 2, 3)]
+    assert all(len(t) == 800 for t in takes) and not np.array_equal(takes[0], takes[1])
+
+
+def test_sample_and_eval_audio(tmp_path, tiny_audio_run, audio_folder):
+    out = tmp_path / "babble.wav"
+    assert run("sample", "-m", tiny_audio_run, "--seconds", 0.2, "-o", out).exit_code == 0
+    assert len(sf.read(out)[0]) == 1600
+    result = run("eval", audio_folder, "-m", tiny_audio_run, "--json")
+    metrics = json.loads(result.output)
+    assert 0 < metrics["bits_per_sample"] < 8 and metrics["audio_seconds"] == 3.0
+
+
+def test_sample_grid_complete_and_eval_images(tmp_path, tiny_image_run, sprite_folder):
+    grid = tmp_path / "grid.png"
+    result = run("sample", "-m", tiny_image_run, "-n", 6, "-o", grid, "--seed", 0)
+    assert result.exit_code == 0, result.output
+    assert Image.open(grid).size == (3 * (32 + 2) + 2, 2 * (32 + 2) + 2)  # 8x8 sprites at 4x
+    out = tmp_path / "completions.png"
+    result = run("complete", sprite_folder / "s03.png", "-m", tiny_image_run, "-n", 4, "--keep", 0.5, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size[0] == 6 * (32 + 2) + 2  # original, kept, four completions
+    metrics = json.loads(run("eval", sprite_folder, "-m", tiny_image_run, "--json").output)
+    assert metrics["bits_per_dim"] > 0 and metrics["nats_per_pixel"] > 0 and metrics["items"] == 24
+
+
+def test_completion_keeps_the_given_pixels_exactly(tiny_image_run):
+    from genseq.store import load_model
+    from genseq.tasks import complete_image
+
+    loaded = load_model(str(tiny_image_run))
+    image = sprite(5)
+    done, rows = complete_image(loaded, image, 0.5, 5, seed=0)
+    assert rows == 4
+    for completion in done:
+        assert np.array_equal(completion[:rows], image[:rows])
+    assert any(not np.array_equal(done[0][rows:], other[rows:]) for other in done[1:])
+
+
+def test_bad_media_input_gets_one_clear_line(tmp_path, tiny_audio_run, tiny_image_run, tiny_run, audio_folder):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(4000), 8000)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes((audio_folder / "clip1.wav").read_bytes()[:40])
+    notes = tmp_path / "notes.wav"
+    notes.write_text("hello")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "a.txt").write_text("words\n")
+    sf.write(mixed / "b.wav", np.zeros(100), 8000)
+    clip = audio_folder / "clip1.wav"
+    cases = [
+        (["continue", silent, "-m", tiny_audio_run], "is silent"),
+        (["continue", broken, "-m", tiny_audio_run], "not an audio file"),
+        (["continue", notes, "-m", tiny_audio_run], "not an audio file"),
+        (["continue", clip, "-m", tiny_audio_run, "--seconds", 0], "0.0 is not in the range 0<x<=600"),
+        (["continue", clip, "-m", tiny_audio_run, "--seconds", 1e9], "not in the range 0<x<=600"),
+        (["continue", clip, "-m", tiny_run], "needs an autoregressive audio model"),
+        (["complete", clip, "-m", tiny_audio_run], "needs an autoregressive image model"),
+        (["complete", notes, "-m", tiny_image_run], "not an image"),
+        (["complete", clip, "-m", tiny_image_run, "--keep", 0], "not in the range 0<x<1"),
+        (["complete", clip, "-m", tiny_image_run, "--keep", 1], "not in the range 0<x<1"),
+        (["train", "lm", mixed, "-o", tmp_path / "r"], "mixes kinds of files"),
+        (["eval", audio_folder, "-m", tiny_image_run], "holds audio but the model is a image model"),
+    ]
+    for args, message in cases:
+        result = run(*args)
+        assert result.exit_code != 0, args
+        assert message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "continued.wav").exists() and not (tmp_path / "r").exists()
