@@ -74,7 +74,7 @@ class AudioCodec(Codec):
         return AF.mu_law_encoding(wave, self.levels)
 
     def decode(self, ids) -> np.ndarray:
-        ids = torch.as_tensor(ids, dtype=torch.long)
+        ids = torch.as_tensor(ids, dtype=torch.long).cpu()
         return AF.mu_law_decoding(ids, self.levels).float().numpy()
 
     def encode_stream(self, items) -> torch.Tensor:

@@ -263,7 +263,7 @@ class _numpy_weights:
         self.lag_gates = _np(model.lag_embed.weight) @ self.w_ih_t  # every lag's rows, folded
         self.lag_offsets = np.arange(len(model.lags)) * (c.vocab_size + 1)
         grid = max(1, c.rows) * c.frame  # row features stop changing at the last row
-        pos = model._positions(torch.arange(grid))
+        pos = model._positions(torch.arange(grid, device=model.embed.weight.device))
         self.pos_gates = (np.zeros((grid, 3 * self.S), np.float32) if isinstance(pos, float)
                           else _np(pos) @ self.w_ih_t)
         self.last_row = grid - c.frame
