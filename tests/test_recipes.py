@@ -20,3 +20,14 @@ def test_shipped_models_recipe_quick_mode():
     for key in ("iw_nll", "kl", "mutual_info", "active_units", "recon_char_accuracy", "perplexity"):
         assert key in vae
     assert vae["lines"] == 50
+
+
+def test_sprites_recipe_quick_mode():
+    """Corpus, palette, training, held-out score, sample grid and completions, end to end."""
+    result = subprocess.run(["bash", "recipes/sprites/run.sh", "--quick"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600,
+                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    score = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
+    assert score["items"] == 39 and 0 < score["nats_per_pixel"] < 5
+    assert "wrote" in result.stderr and "completions.png" in result.stderr

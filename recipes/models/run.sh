@@ -5,6 +5,7 @@
 #   bash recipes/models/run.sh                 # all shipped models (about 25 CPU minutes each)
 #   bash recipes/models/run.sh poems verse     # some of them
 #   bash recipes/models/run.sh --quick         # the same pipeline on tiny budgets (the tests run it)
+#   bash recipes/models/run.sh speech piano sprites   # the frame models: these need a CUDA GPU
 #
 # Baselines for the VAE tables (a language model of the decoder's size, the VAE with Bowman's
 # plain settings) are the *-lm and *-bowman targets; poems-fb0.5 and poems-fb1.0 trace the
@@ -27,11 +28,16 @@ if [ "$quick" = 1 ]; then
   runs=$(mktemp -d); results="$runs/results"; export_dir=""
   trap 'rm -rf "$runs"' EXIT
   budget() { echo "--steps 6 --valid-every 3"; }
+  gpu_budget() { echo "--steps 4 --valid-every 2 --seq-len 256"; }
+  frame() { echo "--hidden 32 --embed 8"; }
   size() { echo "--hidden 32 --embed 16 --vocab-size 200"; }
   iw=5; limit=50
 else
   runs=runs; results=recipes/models/results; export_dir=genseq/pretrained
   budget() { echo "--steps $1 --valid-every 250"; }
+  # audio and sprites were trained on one H100, 7.2 minutes each, side by side (see README)
+  gpu_budget() { echo "--minutes 7.2 --device cuda --batch-size 64 --valid-every $1"; }
+  frame() { :; }
   size() { echo "$@"; }
   iw=100; limit=500  # IW-NLL costs iw decoder passes per line: 100 x 500 lines fits a CPU
 fi
@@ -46,17 +52,22 @@ train_and_measure() {  # name task corpus-dir steps size-and-options...
   local name=$1 task=$2 corpus=$3 steps=$4; shift 4
   local train=$corpus/train.txt valid=$corpus/valid.txt test=$corpus/test.txt
   [ -f "$train" ] || train=$corpus.txt
+  if [ -d "$corpus/train" ]; then train=$corpus/train valid=$corpus/valid test=$corpus/test; fi  # audio, images
   rm -rf "$runs/$name"
-  # shellcheck disable=SC2046
-  genseq train "$task" "$train" --valid "$valid" -o "$runs/$name" $(budget "$steps") "$@" --quiet
+  local budget_args=$(budget "$steps")
+  [ "$steps" != 0 ] || budget_args=""  # the budget is in the target's own options
+  # shellcheck disable=SC2046,SC2086
+  genseq train "$task" "$train" --valid "$valid" -o "$runs/$name" $budget_args "$@" --quiet
   local subset=(--limit "$limit")  # the VAE tables compare models on the same first test lines
-  [ "$name" != shakespeare ] || subset=()
-  genseq eval "$test" -m "$runs/$name" --json --iw-samples "$iw" "${subset[@]}" > "$results/$name.json"
+  [ "$task" = vae ] || subset=()
+  local model=$runs/$name
+  [ ! -f "$model/best.pt" ] || [ "$task" = vae ] || model=$model/best.pt  # frame models overfit: best
+  genseq eval "$test" -m "$model" --json --iw-samples "$iw" "${subset[@]}" > "$results/$name.json"
   echo "$name: $(cat "$results/$name.json")"
 }
 
-export_model() {  # name precision
-  [ -z "$export_dir" ] || genseq export "$runs/$1" "$export_dir/$1.pt" --precision "$2"
+export_model() {  # name precision [file in the run folder]
+  [ -z "$export_dir" ] || genseq export "$runs/$1/${3:-model.pt}" "$export_dir/$1.pt" --precision "$2"
 }
 
 for target in "${targets[@]}"; do
@@ -84,8 +95,20 @@ for target in "${targets[@]}"; do
         $(size --hidden 512 --embed 256 --vocab-size 2000 --layers 1 --seq-len 64) ;;
     verse-bowman)
       train_and_measure verse-bowman vae $verse 2000 $(size --hidden 512 --embed 256 --vocab-size 2000) $bowman ;;
+    speech)  # 4,864 steps in 7.2 minutes; the best validation, at step 4,500, is shipped
+      train_and_measure speech lm corpora/audio/speech 0 $(gpu_budget 500) $(frame)
+      export_model speech float16 best.pt ;;
+    speech-gru)  # the plain sample-level baseline, same budget (1,137 steps)
+      train_and_measure speech-gru lm corpora/audio/speech 0 $(gpu_budget 500) --arch rnn \
+        $(size --hidden 512 --layers 1 --embed 64) ;;
+    piano)  # 4,855 steps in 7.2 minutes
+      train_and_measure piano lm corpora/audio/piano 0 $(gpu_budget 500) $(frame)
+      export_model piano float16 best.pt ;;
+    sprites)  # 7,910 steps in 7.2 minutes; the best validation, at step 750, is shipped
+      train_and_measure sprites lm corpora/sprites/creatures 0 $(gpu_budget 250) $(frame)
+      export_model sprites float16 best.pt ;;
     *) echo "unknown target $target; choose from shakespeare poems poems-lm poems-bowman poems-fb0.5" \
-            "poems-fb1.0 verse verse-lm verse-bowman" >&2
+            "poems-fb1.0 verse verse-lm verse-bowman speech speech-gru piano sprites" >&2
        exit 2 ;;
   esac
 done
