@@ -10,7 +10,10 @@ callable returns the held-out metrics, whose ``"loss"`` picks the best and stops
 
 import json
 import math
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,6 +49,22 @@ def learning_rate(config: TrainConfig, step: int, total: int | None) -> float:
         return config.lr
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@contextmanager
+def terminate_as_interrupt():
+    """Treat SIGTERM (a job scheduler, ``kill``, ``timeout``) like Ctrl-C while training, so that
+    both save a checkpoint; the previous handler is restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Trainer:
@@ -134,7 +153,11 @@ class Trainer:
 
     def fit(self, stop_at: int | None = None) -> dict:
         """Train until the planned number of steps (or ``stop_at``, to simulate an interruption);
-        returns the final held-out metrics. Ctrl-C saves a checkpoint before stopping."""
+        returns the final held-out metrics. Ctrl-C or SIGTERM saves a checkpoint before stopping."""
+        with terminate_as_interrupt():
+            return self._fit(stop_at)
+
+    def _fit(self, stop_at: int | None) -> dict:
         self.model.train()
         config = self.config
         started = time.perf_counter()

@@ -77,3 +77,29 @@ def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
         save_atomic({"weights": torch.zeros(3)}, path)
     assert torch.equal(torch.load(path, weights_only=True)["weights"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, corpus_file):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from genseq.store import read_file
+
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "genseq", "train", "lm", str(corpus_file), "-o", str(run), "--steps", "100000",
+            "--valid-every", "5", "--hidden", "16", "--embed", "8", "--layers", "1", "--vocab-size", "200",
+            "--batch-size", "4", "--seq-len", "16", "--quiet"]
+    process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while not (run / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "interrupted at step" in err and "--resume" in err and "Traceback" not in err
+    step = int(err.split("interrupted at step ")[1].split(";")[0])
+    assert read_file(run / "checkpoint.pt")["step"] == step >= 5
