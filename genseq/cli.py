@@ -14,7 +14,7 @@ from genseq.store import PRECISIONS, export_model, load_model, read_file, shippe
 from genseq.media import audio_picture, grid, hide_below, write_png, write_wav
 from genseq.tasks import TASKS, check_kind, complete_image, continue_audio, sample_images, sample_text, train
 from genseq.train import TrainConfig
-from genseq.vae import DECODERS, interpolate, reconstruct, sample_prior
+from genseq.vae import DECODERS, busiest_dims, encode_lines, interpolate, reconstruct, sample_prior, traverse
 
 
 class Group(click.Group):
@@ -134,7 +134,7 @@ def run_training(task, corpus, run_dir, steps, minutes, valid_path, valid_fracti
                     device=pick_device(device), resume=resume, progress=not quiet)
     shown = {k: metrics[k] for k in ("bits_per_char", "bits_per_sample", "bits_per_dim", "nats_per_pixel",
                                       "perplexity", "neg_elbo", "kl", "active_units",
-                                      "recon_char_accuracy") if k in metrics}
+                                      "recon_char_accuracy", "recon_pixel_accuracy") if k in metrics}
     click.echo("held-out: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                         for k, v in shown.items()), err=True)
     click.echo(f"model written to {run_dir / 'model.pt'}", err=True)
@@ -151,6 +151,15 @@ def parse_size(ctx, param, value):
     return size
 
 
+image_options = stack(
+    click.option("--palette", type=click.IntRange(min=2, max=4096), default=167,
+                 help="Images: colours in the k-means palette (the lecture's 167)."),
+    click.option("--size", callback=parse_size, default="32x32", help="Images: HEIGHTxWIDTH the model draws."),
+    click.option("--colormap", type=click.Path(path_type=Path), default=None,
+                 help="Images in the lecture's format: CORPUS is pixel_color.txt, this its colormap.txt."),
+)
+
+
 @train_group.command("lm", short_help="An autoregressive model on text, audio or images.")
 @training_options(batch_size=32, lr=3e-3, hidden=512)
 @click.option("--arch", type=click.Choice(["auto", "rnn", "frame"]), default="auto",
@@ -163,11 +172,7 @@ def parse_size(ctx, param, value):
               help="Tokens per training window [default: 128; audio 2048].")
 @click.option("--sample-rate", type=click.IntRange(min=1000, max=192_000), default=16000,
               help="Audio: the model's sample rate; clips are resampled to it.")
-@click.option("--palette", type=click.IntRange(min=2, max=4096), default=167,
-              help="Images: colours in the k-means palette (the lecture's 167).")
-@click.option("--size", callback=parse_size, default="32x32", help="Images: HEIGHTxWIDTH the model draws.")
-@click.option("--colormap", type=click.Path(path_type=Path), default=None,
-              help="Images in the lecture's format: CORPUS is pixel_color.txt, this its colormap.txt.")
+@image_options
 def train_lm_command(hidden, embed, **options):
     """Train an autoregressive model on CORPUS, whose kind is told by its files:
 
@@ -182,7 +187,7 @@ def train_lm_command(hidden, embed, **options):
     run_training("lm", hidden_size=hidden, embed_dim=embed, **options)
 
 
-@train_group.command("vae", short_help="A sentence VAE on a file of lines.")
+@train_group.command("vae", short_help="A sequence VAE on lines of text or on images.")
 @training_options(batch_size=64, lr=1e-3, hidden=512)
 @click.option("--latent", "latent_dim", type=click.IntRange(min=1), default=32, help="Latent dimensions.")
 @click.option("--word-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.25,
@@ -197,8 +202,10 @@ def train_lm_command(hidden, embed, **options):
 @click.option("--beta", type=click.FloatRange(min=0), default=1.0, help="Final KL weight.")
 @click.option("--ae-pretrain-steps", type=click.IntRange(min=0), default=0,
               help="Train as an autoencoder first, then reset the decoder (Li et al. 2019).")
+@image_options
 def train_vae_command(hidden, embed, **options):
-    """Train a sentence VAE on CORPUS: one line per item, a text file or a folder of .txt files."""
+    """Train a sequence VAE on CORPUS: one line per item (a text file or a folder of .txt
+    files), or a folder of images, each one sequence of palette indices in raster order."""
     run_training("vae", hidden_size=hidden, embed_dim=embed, **options)
 
 
@@ -249,7 +256,10 @@ def sample(model_spec, count, out, seconds, prompt, max_tokens, decode, beam, te
             click.echo(f"wrote {path} and {path.with_suffix('.png').name}", err=True)
         return
     if kind == "image":
-        images = sample_images(loaded, count or 16, seed=seed, progress=True, **sampling)
+        if loaded.record["task"] == "vae":
+            images = sample_prior(loaded, count or 16, seed=seed, decode=decode, beam=beam, **sampling)
+        else:
+            images = sample_images(loaded, count or 16, seed=seed, progress=True, **sampling)
         out = out or Path("samples.png")
         write_png(out, grid(images))
         click.echo(f"wrote {out} ({len(images)} images)", err=True)
@@ -344,7 +354,10 @@ def eval_command(corpus, model_spec, as_json, iw_samples, seed, limit, colormap,
         click.echo(json.dumps({"model": str(loaded.path), "corpus": str(corpus), **metrics}))
         return
     for name, value in metrics.items():
-        click.echo(f"{name:>20}  {value:,.4f}" if isinstance(value, float) else f"{name:>20}  {value:,}")
+        if isinstance(value, list):
+            value = " ".join(f"{v:g}" for v in value)
+        click.echo(f"{name:>20}  {value:,.4f}" if isinstance(value, float) else
+                   f"{name:>20}  {value:,}" if isinstance(value, int) else f"{name:>20}  {value}")
 
 
 def vae_option(f):
@@ -392,12 +405,49 @@ def warn(message: str) -> None:
     click.echo(message, err=True)
 
 
-def load_vae(model_spec: str, device: str):
+def load_vae(model_spec: str, device: str, kind: str = "text"):
     loaded = load_model(model_spec, pick_device(device))
     if loaded.record["task"] != "vae":
         raise GenseqError(f"{model_spec} is a language model; this command needs a VAE: train one "
                           "with genseq train vae")
+    if loaded.codec.kind != kind:
+        hint = "genseq traverse sweeps an image VAE" if loaded.codec.kind == "image" else \
+            "genseq interpolate and reconstruct take a sentence VAE"
+        raise GenseqError(f"{model_spec} is a VAE of {loaded.codec.kind}s; {hint}")
     return loaded
+
+
+@main.command("traverse", short_help="Sweep two code dimensions of an image VAE.")
+@model_option("sprites-vae")
+@click.option("--dims", default=None, metavar="A,B",
+              help="The two code dimensions to sweep [default: the two that vary most on held-out images].")
+@click.option("--steps", type=click.IntRange(min=2, max=25), default=9, help="Values per dimension.")
+@click.option("--span", type=click.FloatRange(0, 10, min_open=True), default=2.5,
+              help="Sweep each dimension over [-span, span] (prior standard deviations).")
+@click.option("--from", "start_image", type=click.Path(path_type=Path), default=None,
+              help="Fix the other dimensions at this image's code instead of the prior's mean.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("traverse.png"))
+@device_option
+def traverse_command(model_spec, dims, steps, span, start_image, out, device):
+    """The lecture's picture: fix every code dimension but two, sweep those two like sliders
+    and decode each point (greedy). Rows sweep the first dimension, columns the second."""
+    loaded = load_vae(model_spec, device, kind="image")
+    if dims is None:
+        chosen = busiest_dims(loaded)
+    else:
+        try:
+            chosen = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            chosen = ()
+        if len(chosen) != 2:
+            raise GenseqError(f"--dims takes two dimensions as A,B, e.g. 3,7; got {dims!r}")
+    start = None
+    if start_image is not None:
+        start = encode_lines(loaded.model, loaded.codec, [read_image(start_image)])[0][0]
+    images = traverse(loaded, chosen, steps, span, start)
+    write_png(out, grid(images, columns=steps))
+    click.echo(f"wrote {out}: dimension {chosen[0]} down, {chosen[1]} across, {steps} values each "
+               f"from {-span:g} to {span:g}", err=True)
 
 
 @main.command(short_help="List the models that ship with genseq.")
@@ -411,8 +461,8 @@ def models(as_json):
         record = read_file(path)
         valid = record.get("valid") or {}
         score = {k: round(valid[k], 3) for k in ("bits_per_char", "bits_per_sample", "bits_per_dim",
-                                                 "perplexity", "neg_elbo", "kl", "recon_char_accuracy")
-                 if k in valid}
+                                                 "perplexity", "neg_elbo", "kl", "recon_char_accuracy",
+                                                 "recon_pixel_accuracy") if k in valid}
         row = {"name": name, "task": record["task"], "kind": record["codec"]["kind"],
                "corpus": record["corpus"]["name"], "megabytes": round(path.stat().st_size / 1e6, 2),
                "held_out": score}

@@ -82,9 +82,9 @@ def frame_config(codec: Codec, options: dict) -> dict:
     return config
 
 
-def fit_codec(kind: str, items: list, options: dict) -> Codec:
+def fit_codec(kind: str, items: list, options: dict, offset: int = 0) -> Codec:
     """A new codec for training ``items``: a SentencePiece model for text, the sample rate for
-    audio, a k-means palette (or the lecture's colormap) for images."""
+    audio, a k-means palette (or the lecture's colormap) for images, its ids from ``offset`` on."""
     if kind == "text":
         tokenizer = options.get("tokenizer", "auto")
         if tokenizer == "auto":
@@ -96,8 +96,8 @@ def fit_codec(kind: str, items: list, options: dict) -> Codec:
     if options.get("colormap") is not None:
         palette = read_lecture_corpus(options["corpus"], options["colormap"])[1]
         height, width = items[0].shape[:2]
-        return ImageCodec.from_palette(palette, height, width)
-    return ImageCodec.fit(items, options.get("palette", 167), height, width)
+        return ImageCodec.from_palette(palette, height, width, offset)
+    return ImageCodec.fit(items, options.get("palette", 167), height, width, offset=offset)
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
@@ -140,6 +140,7 @@ class LMTask(Task):
     windows; the frame model on audio (random windows) and images (whole images, mirrored)."""
 
     name, family = "lm", RNNLM.family
+    id_offset = 0
 
     @classmethod
     def build(cls, codec: Codec, model_config: dict):
@@ -171,6 +172,7 @@ class VAETask(Task):
     """A sequence VAE over whole items (lines), trained on random padded batches of them."""
 
     name, family = "vae", SequenceVAE.family
+    id_offset = 4  # an image codec's ids start after the VAE's pad, unk, bos and eos
 
     @staticmethod
     def data(codec: Codec, items: list, config: TrainConfig):
@@ -205,9 +207,9 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     check_run_dir(run_dir, resume)
     colormap = codec_options.get("colormap")
     kind = corpus_kind(corpus, colormap)
-    if kind != "text" and task != "lm":
-        raise GenseqError(f"{corpus} holds {kind}; genseq train {task} takes lines of text, use "
-                          "genseq train lm for audio and images")
+    if kind == "audio" and task != "lm":
+        raise GenseqError(f"{corpus} holds audio; genseq train {task} takes lines of text or images, "
+                          "use genseq train lm for audio")
     sample_rate = codec_options.get("sample_rate", 16000)
     if resume:
         checkpoint = read_file(run_dir / CHECKPOINT_FILE)
@@ -233,7 +235,7 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
         train_config = TrainConfig(**checkpoint["train"])
     else:
         torch.manual_seed(train_config.seed)
-        codec = fit_codec(kind, train_items, codec_options)
+        codec = fit_codec(kind, train_items, codec_options, offset=spec.id_offset)
         model = spec.build(codec, model_config or {})
 
     data, facts = spec.data(codec, train_items, train_config)

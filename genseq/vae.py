@@ -159,14 +159,51 @@ def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_sampl
     n = len(lines)
     mean, logvar = torch.cat(means), torch.cat(logvars)
     decoded = decode_latents(model, codec, mean, max_tokens=max(len(codec.encode(x)) for x in lines) + 8)
-    matched = sum(sum(a == b for a, b in zip(line, out)) for line, out in zip(lines, decoded))
+    if codec.kind == "image":  # the share of pixels greedy decoding of the posterior mean gives back
+        pairs = [(codec.encode(image), codec.encode(out)) for image, out in zip(lines, decoded)]
+        accuracy = {"recon_pixel_accuracy": sum(sum(a == b for a, b in zip(x, y)) for x, y in pairs)
+                    / sum(len(x) for x, _ in pairs)}
+    else:
+        matched = sum(sum(a == b for a, b in zip(line, out)) for line, out in zip(lines, decoded))
+        accuracy = {"recon_char_accuracy": matched / sum(len(line) for line in lines)}
+    variances = mean.var(0, correction=1 if n > 1 else 0)
     metrics = {"loss": (rec + kl) / n, "neg_elbo": (rec + kl) / n, "rec": rec / n, "kl": kl / n,
                "mutual_info": mutual_info(mean, logvar, generator),
-               "active_units": int((mean.var(0) >= 0.01).sum()),
+               "active_units": int((variances >= 0.01).sum()),
                "latent_dim": model.config.latent_dim,
-               "recon_char_accuracy": matched / sum(len(line) for line in lines),
-               "lines": n, "tokens": tokens}
+               "unit_variances": [round(v, 4) for v in variances.tolist()],
+               **accuracy, "lines": n, "tokens": tokens}
     if iw_samples:
-        metrics.update(iw_nll=iw / n, iw_samples=iw_samples, perplexity=math.exp(iw / tokens),
-                       bits_per_char=iw / math.log(2) / codec.counts(lines)["char"])
+        metrics.update(iw_nll=iw / n, iw_samples=iw_samples, perplexity=math.exp(iw / tokens))
+        if codec.kind == "image":
+            metrics.update(bits_per_dim=iw / math.log(2) / (n * codec.pixels))
+        else:
+            metrics.update(bits_per_char=iw / math.log(2) / codec.counts(lines)["char"])
     return metrics
+
+
+def traverse(loaded: Loaded, dims: tuple[int, int], steps: int = 9, span: float = 2.5,
+             start: torch.Tensor | None = None) -> list:
+    """The lecture's latent sweep: every code dimension fixed (at ``start``, the prior's mean by
+    default) but two, swept over [-span, span] on a steps x steps grid; the decoded items, row by
+    row (the first dimension down, the second across)."""
+    model = loaded.model
+    Z = model.config.latent_dim
+    if any(not 0 <= d < Z for d in dims) or dims[0] == dims[1]:
+        raise GenseqError(f"--dims takes two different dimensions from 0 to {Z - 1}")
+    values = torch.linspace(-span, span, steps)
+    base = torch.zeros(Z) if start is None else start.detach().cpu()
+    grid = base.repeat(steps * steps, 1)
+    grid[:, dims[0]] = values.repeat_interleave(steps)
+    grid[:, dims[1]] = values.repeat(steps)
+    grid = grid.to(next(model.parameters()).device)
+    return decode_latents(model, loaded.codec, grid, max_tokens=max_tokens(loaded))
+
+
+def busiest_dims(loaded: Loaded, count: int = 2) -> tuple[int, ...]:
+    """The code dimensions whose posterior means vary most over held-out items (the model file's
+    validation record), the ones a sweep shows best."""
+    variances = (loaded.record.get("valid") or {}).get("unit_variances")
+    if not variances:
+        return tuple(range(count))
+    return tuple(sorted(range(len(variances)), key=lambda d: -variances[d])[:count])

@@ -99,3 +99,24 @@ def test_bad_media_input_gets_one_clear_line(tmp_path, tiny_audio_run, tiny_imag
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output
     assert not (tmp_path / "continued.wav").exists() and not (tmp_path / "r").exists()
+
+
+def test_image_vae_trains_samples_and_traverses(tmp_path, sprite_folder):
+    run_dir = tmp_path / "vae"
+    result = run("train", "vae", sprite_folder, "-o", run_dir, "--steps", 6, "--valid-every", 3, "--batch-size", 4,
+                 "--hidden", 16, "--embed", 8, "--latent", 4, "--palette", 3, "--size", "8x8", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "recon_pixel_accuracy" in result.output
+    sweep = tmp_path / "sweep.png"
+    result = run("traverse", "-m", run_dir, "--dims", "0,3", "--steps", 3, "-o", sweep)
+    assert result.exit_code == 0, result.output
+    assert Image.open(sweep).size == (3 * 34 + 2, 3 * 34 + 2)
+    assert run("traverse", "-m", run_dir, "--from", sprite_folder / "s01.png", "-o", sweep).exit_code == 0
+    metrics = json.loads(run("eval", sprite_folder, "-m", run_dir, "--json", "--iw-samples", 2).output)
+    assert 0 <= metrics["recon_pixel_accuracy"] <= 1 and metrics["bits_per_dim"] > 0
+    assert len(metrics["unit_variances"]) == 4
+    for args, message in [(["traverse", "-m", run_dir, "--dims", "0,9"], "two different dimensions from 0 to 3"),
+                          (["traverse", "-m", run_dir, "--dims", "x"], "--dims takes two dimensions"),
+                          (["interpolate", "a", "b", "-m", run_dir], "traverse sweeps an image VAE")]:
+        result = run(*args)
+        assert result.exit_code == 1 and message in result.output, (args, result.output)

@@ -124,22 +124,24 @@ def fit_size(image: np.ndarray, height: int, width: int) -> np.ndarray:
 class ImageCodec(Codec):
     """RGBA images <-> palette ids in raster order.
 
-    Ids: ``0..N-1`` the palette's colours, then (if the corpus has any) one id for transparent
-    pixels, then the start id that begins every image.
+    Ids: ``offset + 0 .. offset + N-1`` the palette's colours, then (if the corpus has any) one id
+    for transparent pixels, then the start id that begins every image. Ids below ``offset`` are
+    left to the model: the sequence VAE keeps 0-3 for pad, unk, bos and eos, as it does for text.
     """
 
     kind = "image"
     unit = "pixel"
 
-    def __init__(self, palette, height: int, width: int, transparent: bool):
+    def __init__(self, palette, height: int, width: int, transparent: bool, offset: int = 0):
         self.palette = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
         self.height, self.width, self.transparent = int(height), int(width), bool(transparent)
-        self.transparent_id = len(self.palette) if self.transparent else None
-        self.start_id = len(self.palette) + int(self.transparent)
+        self.offset = int(offset)
+        self.transparent_id = self.offset + len(self.palette) if self.transparent else None
+        self.start_id = self.offset + len(self.palette) + int(self.transparent)
 
     @classmethod
     def fit(cls, images, colours: int = 167, height: int = 32, width: int = 32, seed: int = 0,
-            max_pixels: int = 200_000) -> "ImageCodec":
+            max_pixels: int = 200_000, offset: int = 0) -> "ImageCodec":
         """Learn a ``colours``-colour palette by k-means over the opaque pixels of ``images``."""
         images = [fit_size(image, height, width) for image in images]
         pixels = np.concatenate([image.reshape(-1, 4) for image in images])
@@ -153,12 +155,12 @@ class ImageCodec(Codec):
             opaque = opaque[rng.choice(len(opaque), max_pixels, replace=False)]
         centres = kmeans(opaque.astype(np.float64), colours, seed)
         transparent = bool((pixels[:, 3] < ALPHA_CUT).any())
-        return cls(np.clip(np.rint(centres), 0, 255), height, width, transparent)
+        return cls(np.clip(np.rint(centres), 0, 255), height, width, transparent, offset)
 
     @classmethod
-    def from_palette(cls, palette, height: int, width: int) -> "ImageCodec":
+    def from_palette(cls, palette, height: int, width: int, offset: int = 0) -> "ImageCodec":
         """A codec with a given palette (the lecture's colormap), no transparency class."""
-        return cls(palette, height, width, transparent=False)
+        return cls(palette, height, width, transparent=False, offset=offset)
 
     @property
     def vocab_size(self) -> int:
@@ -176,16 +178,17 @@ class ImageCodec(Codec):
 
     def encode_array(self, item) -> np.ndarray:
         rgba = fit_size(np.asarray(item, np.uint8), self.height, self.width).reshape(-1, 4)
-        ids = nearest(rgba[:, :3].astype(np.float64), self.palette.astype(np.float64))
+        ids = nearest(rgba[:, :3].astype(np.float64), self.palette.astype(np.float64)) + self.offset
         if self.transparent:
             ids[rgba[:, 3] < ALPHA_CUT] = self.transparent_id
         return ids
 
     def decode(self, ids) -> np.ndarray:
-        """Ids (up to H*W of them; missing pixels are transparent) -> RGBA (H, W, 4)."""
-        ids = np.asarray(ids, np.int64).reshape(-1)[:self.pixels]
+        """Ids (up to H*W of them; missing pixels are transparent) -> RGBA (H, W, 4). An id that
+        is no colour (the start id, a VAE's end marker) shows as transparency."""
+        ids = np.asarray(ids, np.int64).reshape(-1)[:self.pixels] - self.offset
         out = np.zeros((self.pixels, 4), np.uint8)
-        colour = ids < len(self.palette)
+        colour = (ids >= 0) & (ids < len(self.palette))
         out[:len(ids)][colour] = np.concatenate(
             [self.palette[ids[colour]], np.full((colour.sum(), 1), 255, np.uint8)], 1)
         if not self.transparent:  # no transparency class: anything else shows as the first colour
@@ -205,8 +208,10 @@ class ImageCodec(Codec):
 
     def state_dict(self) -> dict:
         return {"kind": self.kind, "palette": torch.from_numpy(self.palette.copy()),
-                "height": self.height, "width": self.width, "transparent": self.transparent}
+                "height": self.height, "width": self.width, "transparent": self.transparent,
+                "offset": self.offset}
 
     @classmethod
     def from_state(cls, state: dict) -> "ImageCodec":
-        return cls(state["palette"].numpy(), state["height"], state["width"], state["transparent"])
+        return cls(state["palette"].numpy(), state["height"], state["width"], state["transparent"],
+                   state.get("offset", 0))

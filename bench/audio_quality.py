@@ -1,0 +1,167 @@
+"""Held-out quality of the audio models: bits per sample against baselines, and whether continuations stay healthy.
+
+For each corpus (``speech``: corpora/audio/speech, ``piano``: corpora/audio/piano):
+  - bits_per_sample on the test split via ``genseq.tasks.lm_metrics`` for the shipped model of the
+    same name and for every ``--extra NAME=PATH`` model (a NAME starting with ``speech-`` or
+    ``piano-`` is scored on that corpus only, any other NAME on both), next to the mu-law unigram
+    baseline: cross-entropy in bits of the test ids under the train split's unigram counts with
+    add-one smoothing. Note the protocols: a frame model scores windows of 16,000 samples from a
+    fresh state; an RNN LM scores 16 contiguous lanes carrying state (``genseq.models.rnn.stream_nll``);
+  - continuation health of the shipped model: every test clip at least 1.5 s long (the first
+    ``--clips`` in path order) is primed with its first 1.0 s and continued for 3.0 s
+    (``genseq.tasks.continue_audio``, temperature 1.0, seed 0). Reported: mean RMS (dBFS) and mean
+    spectral flatness of the primes and of the continuations, the fraction of continuations that
+    went silent (RMS of the last second < -50 dBFS) and that turned into noise (flatness > 0.5).
+Spectral flatness: geometric over arithmetic mean of the power spectrum of 512-sample frames
+(hann window, hop 256), averaged over frames whose RMS is above -60 dBFS (NaN when none is). White
+noise measures ~0.56 (exp(-Euler's gamma)); the script measures it too, raw and through mu-law.
+Run: OMP_NUM_THREADS=1 python bench/audio_quality.py [--extra speech-gru=/path/to/model.pt]
+"""
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genseq.codecs.audio import audio_files
+from genseq.store import load_model
+from genseq.tasks import continue_audio, lm_metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ("speech", "piano")
+FRAME, HOP = 512, 256
+ACTIVE_DBFS = -60.0  # frames quieter than this are left out of the flatness average
+SILENT_DBFS, NOISE_FLATNESS = -50.0, 0.5
+
+
+def dbfs(x: np.ndarray) -> float:
+    return 20 * math.log10(max(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))), 1e-10))
+
+
+def flatness(x: np.ndarray) -> float:
+    """Mean spectral flatness over the frames with non-negligible energy (NaN if none)."""
+    if len(x) < FRAME:
+        return float("nan")
+    starts = range(0, len(x) - FRAME + 1, HOP)
+    frames = np.stack([x[s:s + FRAME] for s in starts]).astype(np.float64)
+    active = 20 * np.log10(np.maximum(np.sqrt(np.mean(frames ** 2, 1)), 1e-10)) > ACTIVE_DBFS
+    if not active.any():
+        return float("nan")
+    power = np.abs(np.fft.rfft(frames[active] * np.hanning(FRAME), axis=1)) ** 2 + 1e-20
+    return float(np.mean(np.exp(np.mean(np.log(power), 1)) / np.mean(power, 1)))
+
+
+def unigram_bits(codec, train_items, test_items) -> float:
+    """Cross-entropy (bits per sample) of the test ids under add-one-smoothed train unigrams."""
+    counts = np.bincount(codec.encode_stream(train_items).numpy(), minlength=codec.vocab_size) + 1.0
+    logp = np.log2(counts / counts.sum())
+    test = codec.encode_stream(test_items).numpy()
+    return float(-logp[test].mean())
+
+
+def nanmean(values) -> float | None:
+    values = [v for v in values if not math.isnan(v)]
+    return round(float(np.mean(values)), 4) if values else None
+
+
+def health(loaded, folder: Path, clips: int, prime_s: float, seconds: float, seed: int) -> dict:
+    rate = loaded.codec.sample_rate
+    paths = [p for p in audio_files(folder) if len(loaded.codec.read(p)) >= 1.5 * rate][:clips]
+    rows = []
+    for path in paths:
+        clip = loaded.codec.read(path)
+        prime = clip[:round(prime_s * rate)]
+        out = continue_audio(loaded, prime, seconds, n=1, temperature=1.0, seed=seed)[0]
+        rows.append({"clip": path.name, "prime_dbfs": round(dbfs(prime), 2), "cont_dbfs": round(dbfs(out), 2),
+                     "cont_last_second_dbfs": round(dbfs(out[-rate:]), 2),
+                     "prime_flatness": round(flatness(prime), 4), "cont_flatness": round(flatness(out), 4)})
+        print(f"    {path.name:<36} {rows[-1]}", flush=True)
+    n = len(rows)
+    return {
+        "clips": n, "prime_seconds": prime_s, "continuation_seconds": seconds, "seed": seed,
+        "prime_rms_dbfs": nanmean([r["prime_dbfs"] for r in rows]),
+        "continuation_rms_dbfs": nanmean([r["cont_dbfs"] for r in rows]),
+        "prime_flatness": nanmean([r["prime_flatness"] for r in rows]),
+        "continuation_flatness": nanmean([r["cont_flatness"] for r in rows]),
+        "fraction_silent": sum(r["cont_last_second_dbfs"] < SILENT_DBFS for r in rows) / n if n else None,
+        "fraction_noise": sum((r["cont_flatness"] > NOISE_FLATNESS) for r in rows) / n if n else None,
+        "per_clip": rows,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--extra", action="append", default=[], metavar="NAME=PATH",
+                        help="another model file to score (NAME speech-* or piano-*: that corpus only)")
+    parser.add_argument("--clips", type=int, default=8, help="continuations per corpus at most")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(ROOT / "bench/results/audio_quality.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    extras = dict(e.split("=", 1) for e in args.extra)
+
+    rng = np.random.default_rng(0)
+    noise = (0.1 * rng.standard_normal(3 * 16000)).astype(np.float32)
+    sanity = {"white_noise_flatness": round(flatness(noise), 4), "white_noise_dbfs": round(dbfs(noise), 2)}
+
+    result = {"settings": vars(args), "flatness_frame": FRAME, "flatness_hop": HOP, "corpora": {}}
+    for corpus in CORPORA:
+        base = ROOT / "corpora/audio" / corpus
+        loaded = load_model(corpus)
+        codec = loaded.codec
+        if "white_noise_mulaw_flatness" not in sanity:
+            sanity["white_noise_mulaw_flatness"] = round(flatness(codec.decode(codec.encode_tensor(noise))), 4)
+        train_items, test_items = codec.read_corpus(base / "train"), codec.read_corpus(base / "test")
+        print(f"{corpus}: {len(train_items)} train clips, {len(test_items)} test clips "
+              f"({sum(map(len, test_items)) / codec.sample_rate:.1f} s)", flush=True)
+        bits = {"unigram": round(unigram_bits(codec, train_items, test_items), 4)}
+        models = {name: path for name, path in extras.items()  # the table: unigram | extras | shipped
+                  if not name.startswith(tuple(f"{c}-" for c in CORPORA)) or name.startswith(f"{corpus}-")}
+        models[corpus] = str(loaded.path)
+        scored = {}
+        for name, path in models.items():
+            t = time.perf_counter()
+            model = loaded if name == corpus else load_model(path)
+            m = lm_metrics(model.model, codec, test_items)
+            bits[name] = round(m["bits_per_sample"], 4)
+            scored[name] = {"path": path, "family": model.record["family"], "config": model.record["config"],
+                            "parameters": sum(p.numel() for p in model.model.parameters()),
+                            "bits_per_sample": round(m["bits_per_sample"], 4), "tokens": m["tokens"],
+                            "kbit_per_second": round(m["kbit_per_second"], 3), "score_s": round(time.perf_counter() - t, 1)}
+            print(f"  {name}: {bits[name]:.4f} bits/sample ({scored[name]['score_s']} s)", flush=True)
+        print(f"  continuing test clips with {corpus}:", flush=True)
+        result["corpora"][corpus] = {
+            "test_clips": len(test_items), "test_seconds": round(sum(map(len, test_items)) / codec.sample_rate, 1),
+            "bits_per_sample": bits, "models": scored,
+            "health": health(loaded, base / "test", args.clips, 1.0, 3.0, args.seed)}
+    result["sanity"] = sanity
+    result["runtime_s"] = round(time.perf_counter() - started, 1)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+
+    print("\nbits per sample on the test split (mu-law 8 bit: 8.0 is no model at all)")
+    for corpus, r in result["corpora"].items():
+        print(f"  {corpus:<8} " + " | ".join(f"{k} {v:.3f}" for k, v in r["bits_per_sample"].items()))
+    print("\ncontinuations (1 s prime -> 3 s, T=1.0, seed 0)")
+    print(f"  {'corpus':<8}{'clips':>6}{'RMS prime':>11}{'RMS cont':>10}{'flat prime':>12}{'flat cont':>11}"
+          f"{'silent':>8}{'noise':>7}")
+    for corpus, r in result["corpora"].items():
+        h = {k: ("-" if v is None else round(v, 1 if "dbfs" in k else 3) if isinstance(v, float) else v)
+             for k, v in r["health"].items()}
+        print(f"  {corpus:<8}{h['clips']:>6}{h['prime_rms_dbfs']:>11}{h['continuation_rms_dbfs']:>10}"
+              f"{h['prime_flatness']:>12}{h['continuation_flatness']:>11}{h['fraction_silent']:>8}{h['fraction_noise']:>7}")
+    print(f"  sanity: {sanity}\nwrote {args.out} in {result['runtime_s']} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""Audio generation speed: is the frame model's sampler faster than real time, and than the usual loops?
+
+Measures, in one process on one CPU thread (``torch.set_num_threads(1)``, one BLAS thread):
+  - the shipped ``speech`` and ``piano`` models through ``genseq.generate.generate`` (which uses
+    ``FrameLM.sample_fast``), primed with the first 1 s of a test clip and generating 2 s
+    (32,000 samples), batch 1 and batch 8; the timed call includes priming;
+  - baseline A: an eager PyTorch sample-level loop, Embedding(256, 64) -> GRUCell(64, 512) ->
+    Linear(512, 256), one ``torch.multinomial(softmax(logits))`` per sample under inference_mode;
+  - baseline B: ``torchaudio.models.WaveRNN`` (upsample 5x5x8, hop 200, 10 res blocks, n_rnn =
+    n_fc = 512), ``infer`` on a random (batch, 80, frames) spectrogram for ~0.5 s of audio.
+Every case is the best of ``--repeat`` timed calls after a short warm-up call; the slow
+baselines generate fewer samples (``--baseline-samples``, ~0.5 s) than the frame models.
+Speeds are samples/s in total over the batch; ``x_realtime`` is that over the 16 kHz rate.
+Memory: the peak RSS of a fresh process (``--child SECONDS``) that loads ``speech``, primes it with
+1 s and generates 10 s, and one that generates 60 s (batch 1): it must not grow with length. The
+children run first, while this process holds only torch (Linux hands a parent's peak RSS over
+fork/exec to the child's ru_maxrss); each also reports its current RSS before and after sampling.
+Bars: batch 1 >= 16,000 samples/s (real time); batch 8 >= 8x real time in total.
+Run: OMP_NUM_THREADS=1 python bench/audio_speed.py [--repeat 3] [--out bench/results/audio_speed.json]
+"""
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # NumPy's BLAS runs sample_fast: one thread, like torch
+
+import argparse
+import glob
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from genseq.generate import generate
+from genseq.store import load_model
+
+RATE = 16000
+ROOT = Path(__file__).resolve().parent.parent
+TEST_CLIPS = {"speech": "corpora/audio/speech/test", "piano": "corpora/audio/piano/test"}
+
+
+def best_time(fn, warm_arg, arg, repeat: int) -> float:
+    fn(warm_arg)  # warm up
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn(arg)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def prime_clip(loaded, corpus: str):
+    """The first 1 s of the first test clip of ``corpus`` at least 1 s long, as model ids."""
+    for path in sorted(glob.glob(str(ROOT / TEST_CLIPS[corpus] / "*.wav"))):
+        clip = loaded.codec.read(path)
+        if len(clip) >= RATE:
+            return loaded.codec.prime(clip[:RATE]), Path(path).name
+    raise SystemExit(f"no test clip of {corpus} is 1 s long")
+
+
+class SampleGRU(nn.Module):
+    """Baseline A: the plain sample-level RNN, stepped eagerly in PyTorch."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.cell, self.out = nn.Embedding(256, 64), nn.GRUCell(64, 512), nn.Linear(512, 256)
+
+    @torch.inference_mode()
+    def sample(self, steps: int, batch: int) -> torch.Tensor:
+        out = torch.empty(batch, steps, dtype=torch.long)
+        token = torch.full((batch,), 128, dtype=torch.long)
+        h = torch.zeros(batch, 512)
+        for t in range(steps):
+            h = self.cell(self.embed(token), h)
+            token = torch.multinomial(torch.softmax(self.out(h), -1), 1).squeeze(1)
+            out[:, t] = token
+        return out
+
+
+def wavernn():
+    from torchaudio.models import WaveRNN
+    return WaveRNN(upsample_scales=[5, 5, 8], n_classes=256, hop_length=200, n_res_block=10, n_rnn=512,
+                   n_fc=512, kernel_size=5, n_freq=80, n_hidden=128, n_output=128).eval()
+
+
+def rss_now() -> float:
+    """Current resident set size in MiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child(seconds: float) -> None:
+    """Peak RSS (MiB) after loading and priming, and after generating ``seconds`` of speech."""
+    torch.set_num_threads(1)
+    loaded = load_model("speech")
+    prime, _ = prime_clip(loaded, "speech")
+    generate(loaded.model, prime, 16, seed=0)  # prime once so both peaks include the primed forward
+    before, now_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rss_now()
+    start = time.perf_counter()
+    ids = generate(loaded.model, prime, round(seconds * RATE), seed=0)
+    wall = time.perf_counter() - start
+    after, now_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rss_now()
+    print(json.dumps({"rss_mib_before": round(now_before, 1), "rss_mib_after": round(now_after, 1),"seconds": seconds, "samples": ids.shape[1], "peak_rss_mib_before": round(before, 1),
+                      "peak_rss_mib_after": round(after, 1), "growth_mib": round(after - before, 1),
+                      "wall_s": round(wall, 2)}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="audio the frame models generate")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--baseline-samples", type=int, default=8000, help="samples the baselines generate")
+    parser.add_argument("--baseline-repeat", type=int, default=3)
+    parser.add_argument("--memory-seconds", type=float, nargs="*", default=[10.0, 60.0])
+    parser.add_argument("--out", default=str(ROOT / "bench/results/audio_speed.json"))
+    parser.add_argument("--child", type=float, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        return child(args.child)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    steps = round(args.seconds * RATE)
+    cases = {}
+    # First, while this process is small: Linux carries a parent's peak RSS over fork/exec into the
+    # child's ru_maxrss, so children started after the big baselines would report the parent's peak.
+    memory = []
+    for seconds in args.memory_seconds:
+        run = subprocess.run([sys.executable, __file__, "--child", str(seconds)], capture_output=True, text=True,
+                             check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        memory.append(json.loads(run.stdout.strip().splitlines()[-1]))
+        print(f"  memory {seconds:>5.0f} s: {memory[-1]}", flush=True)
+
+    def record(name, batch, samples_each, seconds, repeat, **extra):
+        total = batch * samples_each / seconds
+        cases[name] = {"batch": batch, "samples_per_take": samples_each, "best_s": round(seconds, 4),
+                       "repeat": repeat, "samples_per_s": round(total, 1),
+                       "x_realtime": round(total / RATE, 3), **extra}
+        print(f"  {name:<22} {total:>10,.0f} samples/s  {total / RATE:6.2f}x real time  {extra.get('prime_s', '')}",
+              flush=True)
+
+    for corpus in ("speech", "piano"):
+        loaded = load_model(corpus)
+        prime, clip = prime_clip(loaded, corpus)
+        with torch.inference_mode():  # the parallel priming forward alone, to split it off
+            prime_s = best_time(lambda p, m=loaded.model: m(torch.tensor([p])), prime[:16], prime, args.repeat)
+        for batch in (1, 8):
+            t = best_time(lambda n, m=loaded.model, p=prime, b=batch: generate(m, p, n, batch=b, seed=0), 320, steps,
+                          args.repeat)
+            record(f"{corpus}_b{batch}", batch, steps, t, args.repeat, prime_clip=clip, prime_samples=len(prime),
+                   prime_s=round(prime_s, 4), sampling_only_samples_per_s=round(batch * steps / (t - prime_s), 1))
+
+    gru = SampleGRU().eval()
+    n = args.baseline_samples
+    for batch in (1, 8):
+        t = best_time(lambda k, b=batch: gru.sample(k, b), 200, n, args.baseline_repeat)
+        record(f"gru_loop_b{batch}", batch, n, t, args.baseline_repeat)
+
+    rnn = wavernn()
+    frames = round(n / 200) + 5 - 1  # infer trims kernel_size - 1 frames: (frames - 4) * hop samples
+    for batch in (1, 8):
+        with torch.inference_mode():
+            rnn.infer(torch.randn(batch, 80, 6))  # warm up (400 samples)
+            samples, best = 0, float("inf")
+            for _ in range(args.baseline_repeat):
+                spec = torch.randn(batch, 80, frames)
+                start = time.perf_counter()
+                wave, _ = rnn.infer(spec)
+                best = min(best, time.perf_counter() - start)
+                samples = wave.shape[-1]
+        record(f"wavernn_b{batch}", batch, samples, best, args.baseline_repeat, spec_frames=frames)
+
+    for name in list(cases):
+        for base in ("gru_loop", "wavernn"):
+            b = int(name.split("_b")[-1])
+            if not name.startswith(("gru_loop", "wavernn")):
+                cases[name][f"vs_{base}"] = round(cases[name]["samples_per_s"] / cases[f"{base}_b{b}"]["samples_per_s"], 2)
+
+    bars = {
+        "batch1_realtime": {f"{c}": cases[f"{c}_b1"]["samples_per_s"] >= RATE for c in ("speech", "piano")},
+        "batch8_8x_realtime": {f"{c}": cases[f"{c}_b8"]["x_realtime"] >= 8 for c in ("speech", "piano")},
+        "memory_flat": (abs(memory[-1]["peak_rss_mib_after"] - memory[0]["peak_rss_mib_after"]) < 64
+                        if len(memory) > 1 else None),
+    }
+    result = {"threads": 1, "torch": torch.__version__, "cpu_count": os.cpu_count(),
+              "load_average_at_start": os.getloadavg(), "settings": vars(args) | {"child": None},
+              "cases": cases, "memory": memory, "bars": bars,
+              "runtime_s": round(time.perf_counter() - started, 1)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+
+    print(f"\n{'case':<16}{'batch':>6}{'samples/s':>12}{'x real time':>13}{'w/o prime':>11}"
+          f"{'vs GRU loop':>13}{'vs WaveRNN':>12}")
+    for name, c in cases.items():
+        print(f"{name.rsplit('_b', 1)[0]:<16}{c['batch']:>6}{c['samples_per_s']:>12,.0f}{c['x_realtime']:>13.2f}"
+              f"{c.get('sampling_only_samples_per_s', '-'):>11}{c.get('vs_gru_loop', '-'):>13}{c.get('vs_wavernn', '-'):>12}")
+    for m in memory:
+        print(f"memory: {m['seconds']:.0f} s of speech, batch 1: peak RSS {m['peak_rss_mib_after']:.1f} MiB "
+              f"(before generating {m['peak_rss_mib_before']:.1f}; current RSS {m['rss_mib_before']:.1f} -> "
+              f"{m['rss_mib_after']:.1f} MiB)")
+    print(f"bars: {json.dumps(bars)}\nwrote {args.out} in {result['runtime_s']} s")
+
+
+if __name__ == "__main__":
+    main()
