@@ -107,7 +107,8 @@ def child(seconds: float) -> None:
     ids = generate(loaded.model, prime, round(seconds * RATE), seed=0)
     wall = time.perf_counter() - start
     after, now_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rss_now()
-    print(json.dumps({"rss_mib_before": round(now_before, 1), "rss_mib_after": round(now_after, 1),"seconds": seconds, "samples": ids.shape[1], "peak_rss_mib_before": round(before, 1),
+    print(json.dumps({"rss_mib_before": round(now_before, 1), "rss_mib_after": round(now_after, 1),
+                      "seconds": seconds, "samples": ids.shape[1], "peak_rss_mib_before": round(before, 1),
                       "peak_rss_mib_after": round(after, 1), "growth_mib": round(after - before, 1),
                       "wall_s": round(wall, 2)}))
 
