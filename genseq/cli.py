@@ -450,6 +450,22 @@ def traverse_command(model_spec, dims, steps, span, start_image, out, device):
                f"from {-span:g} to {span:g}", err=True)
 
 
+@main.command(short_help="Show everything on the shipped models, as one page.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("demo"), help="Folder for the page.")
+@click.option("--open", "open_page", is_flag=True, help="Open the page in a web browser.")
+def demo(out, open_page):
+    """Interpolate poem lines, continue speech and piano clips, draw, complete and sweep sprites,
+    all with the shipped models, and write OUT/index.html with each result and its command."""
+    import webbrowser
+
+    from genseq.demo import run_demo
+
+    index = run_demo(out)
+    click.echo(f"wrote {index}", err=True)
+    if open_page:
+        webbrowser.open(index.resolve().as_uri())
+
+
 @main.command(short_help="List the models that ship with genseq.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per model.")
 def models(as_json):

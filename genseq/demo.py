@@ -1,0 +1,165 @@
+"""``genseq demo``: everything genseq does, on the shipped models and corpora, as one page.
+
+Each job below is one call of the library function behind a CLI command, and the page shows the
+exact ``genseq`` command that reproduces it. The page is one HTML file with its pictures and
+sounds beside it: no scripts or fonts from elsewhere, so opening it from disk is enough.
+"""
+
+import html
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from genseq.errors import GenseqError
+from genseq.media import audio_picture, atomic_path, grid, hide_below, write_png, write_wav
+from genseq.store import load_model, shipped_models
+from genseq.tasks import complete_image, continue_audio, sample_images
+from genseq.vae import busiest_dims, interpolate, traverse
+
+CORPORA = Path(__file__).resolve().parents[1] / "corpora"
+POEM_PAIRS = [("床前明月光", "春眠不觉晓"), ("白日依山尽", "处处闻啼鸟")]
+VERSE_PAIRS = [("Shall I compare thee to a summer's day", "Now is the winter of our discontent")]
+CLIPS = [("speech", "audio/speech/test/calling.wav", 1.5, 2.5), ("speech", "audio/speech/test/activated.wav", 1.5, 2.5),
+         ("piano", "audio/piano/test/bwv287.wav", 3.0, 3.0)]
+SPRITES = ["animals__death_yak.png", "fungi_plants__treant.png", "dragons__storm_dragon.png"]
+SEED = 0
+
+
+class Page:
+    """The sections of the page, filled job by job."""
+
+    def __init__(self):
+        self.sections: list[str] = []
+
+    def add(self, title: str, body: str, command: str, note: str = "") -> None:
+        note = f"<p>{html.escape(note)}</p>" if note else ""
+        self.sections.append(f"<section><h2>{html.escape(title)}</h2>{note}{body}"
+                             f"<pre><code>{html.escape(command)}</code></pre></section>")
+
+    def render(self, seconds: float) -> str:
+        return PAGE.format(sections="\n".join(self.sections), seconds=f"{seconds:.0f}")
+
+
+def path_table(path) -> str:
+    rows = "".join(f"<tr><td>{t:.2f}</td><td>{html.escape(line)}</td></tr>" for t, line in path)
+    return f"<table>{rows}</table>"
+
+
+def job_interpolations(out: Path, page: Page) -> None:
+    for name, pairs in (("poems", POEM_PAIRS), ("verse", VERSE_PAIRS)):
+        loaded = load_model(name)
+        for a, b in pairs:
+            path = interpolate(loaded, a, b, 8, warn=lambda message: None)
+            body = path_table([(0.0, f"{a}  (given)")] + path + [(1.0, f"{b}  (given)")])
+            page.add(f"Interpolation, {name}: {a} → {b}", body,
+                     f'genseq interpolate "{a}" "{b}" -m {name} --steps 8')
+
+
+def job_audio(out: Path, page: Page) -> None:
+    for i, (name, clip, keep, seconds) in enumerate(CLIPS):
+        loaded = load_model(name)
+        rate = loaded.codec.sample_rate
+        stem = f"continue_{i}_{name}"
+        # the clip's first seconds, written and read back, so that the command below, run in the
+        # demo folder, makes the same file
+        write_wav(out / f"{stem}_prime.wav", loaded.codec.read(CORPORA / clip)[:round(keep * rate)], rate)
+        prime = loaded.codec.read(out / f"{stem}_prime.wav")
+        wave = continue_audio(loaded, prime, seconds, 1, seed=SEED)[0]
+        write_wav(out / f"{stem}.wav", np.concatenate([prime, wave]), rate)
+        write_png(out / f"{stem}.png", audio_picture(np.concatenate([prime, wave]), rate, len(prime)))
+        body = (f'<p>prime ({keep:g} s): <audio controls preload="auto" src="{stem}_prime.wav"></audio> '
+                f'prime + continuation: <audio controls preload="auto" src="{stem}.wav"></audio></p>'
+                f'<img src="{stem}.png" alt="waveform and spectrogram of {stem}">')
+        page.add(f"Continue a {name} clip: the first {keep:g} s of corpora/{clip}", body,
+                 f"genseq continue {stem}_prime.wav -m {name} --seconds {seconds:g} --seed {SEED} -o {stem}.wav",
+                 "The red line marks where the clip ends and the model takes over.")
+
+
+def job_sprites(out: Path, page: Page) -> None:
+    loaded = load_model("sprites")
+    images = sample_images(loaded, 32, temperature=0.9, seed=SEED)
+    write_png(out / "sprites.png", grid(images))
+    page.add("Sprites drawn pixel by pixel", '<img src="sprites.png" alt="32 sprites">',
+             f"genseq sample -m sprites -n 32 --temperature 0.9 --seed {SEED} -o sprites.png")
+    from genseq.codecs import read_image
+
+    for name in SPRITES:
+        codec = loaded.codec
+        original = codec.decode(codec.encode(read_image(CORPORA / "sprites/creatures/test" / name)))
+        done, rows = complete_image(loaded, original, 0.5, 6, temperature=0.9, seed=SEED)
+        stem = f"complete_{Path(name).stem}"
+        write_png(out / f"{stem}.png", grid([original, hide_below(original, rows), *done], columns=8))
+        page.add(f"Complete a test sprite: {name}", f'<img src="{stem}.png" alt="completions of {name}">',
+                 f"genseq complete corpora/sprites/creatures/test/{name} -m sprites -n 6 --keep 0.5 "
+                 f"--temperature 0.9 --seed {SEED} -o {stem}.png",
+                 "The sprite, the top half the model is given, then six bottoms it drew.")
+
+
+def job_traverse(out: Path, page: Page) -> None:
+    if "sprites-vae" not in shipped_models():
+        return
+    loaded = load_model("sprites-vae")
+    dims = busiest_dims(loaded)
+    images = traverse(loaded, dims, 7)
+    write_png(out / "traverse.png", grid(images, columns=7))
+    page.add("Sweep two code dimensions of the sprite VAE", '<img src="traverse.png" alt="latent sweep">',
+             f"genseq traverse -m sprites-vae --dims {dims[0]},{dims[1]} --steps 7 -o traverse.png",
+             f"Every code dimension fixed at 0 but {dims[0]} (down) and {dims[1]} (across), each swept "
+             "from -2.5 to 2.5.")
+
+
+JOBS = [("interpolate poem lines", job_interpolations), ("continue audio clips", job_audio),
+        ("draw and complete sprites", job_sprites), ("sweep the sprite VAE", job_traverse)]
+
+
+def run_demo(out, progress: bool = True) -> Path:
+    """Run every job into folder ``out``; return the path of its ``index.html``."""
+    out = Path(out)
+    if not (CORPORA / "sprites").is_dir():
+        raise GenseqError(f"the demo reads test clips and sprites from {CORPORA}, which is missing: "
+                          "run it from a clone of genseq installed with pip install -e .")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GenseqError(f"cannot create {out} ({e.strerror}); choose another -o") from None
+    page, start = Page(), time.perf_counter()
+    with tqdm(JOBS, desc="demo", unit="job", disable=not progress, dynamic_ncols=True) as bar:
+        for name, job in bar:
+            bar.set_postfix_str(name)
+            job(out, page)
+    index = out / "index.html"
+    with atomic_path(index) as tmp:
+        Path(tmp).write_text(page.render(time.perf_counter() - start), encoding="utf-8")
+    return index
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>genseq demo</title>
+<style>
+body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 1060px; margin: 2em auto; padding: 0 1em; color: #222; }}
+h1 {{ margin-bottom: 0; }} h2 {{ font-size: 1.1em; margin-top: 2em; border-bottom: 1px solid #ddd; }}
+table {{ border-collapse: collapse; }} td {{ padding: 1px 12px 1px 0; }} td:first-child {{ color: #888; }}
+img {{ max-width: 100%; image-rendering: pixelated; }} audio {{ vertical-align: middle; height: 32px; }}
+pre {{ background: #f4f4f4; padding: 6px 10px; overflow-x: auto; }}
+</style></head>
+<body>
+<h1>genseq demo</h1>
+<p>Text, audio and images as sequences of tokens: every result below comes from a model that
+ships with genseq, made on this machine in {seconds} seconds, with the command that makes it
+again.</p>
+{sections}
+<script>
+// A self-check the browser test reads: every picture decoded, every sound playable.
+window.addEventListener("load", function () {{
+  var images = Array.prototype.slice.call(document.images);
+  var audios = Array.prototype.slice.call(document.querySelectorAll("audio"));
+  var badImages = images.filter(function (i) {{ return !i.complete || i.naturalWidth === 0; }}).length;
+  var badAudio = audios.filter(function (a) {{ return !a.canPlayType("audio/wav") || a.error; }}).length;
+  document.body.setAttribute("data-check", "images=" + images.length + " bad_images=" + badImages +
+      " audio=" + audios.length + " bad_audio=" + badAudio);
+}});
+</script>
+</body></html>
+"""
