@@ -67,16 +67,17 @@ sampling_options = stack(
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="genseq")
 def main():
-    """Generate sequences with autoregressive RNNs and a sentence VAE.
+    """Generate sequences with autoregressive RNNs and a sequence VAE.
 
-    Text, audio and images are sequences of tokens through one codec, one model, one trainer and
-    one generate function. Try: genseq interpolate "床前明月光" "春眠不觉晓"
+    Text, audio and images are sequences of tokens through one codec interface, one trainer and
+    one generate function. Try: genseq demo --open
     """
 
 
-@main.group("train", short_help="Train a language model or a sentence VAE.")
+@main.group("train", short_help="Train an autoregressive model or a sequence VAE.")
 def train_group():
-    """Train a model on a corpus: lm (language model) or vae (sentence VAE)."""
+    """Train a model on a corpus: lm (an autoregressive model of text, audio or images) or vae
+    (a sequence VAE of lines of text or of images)."""
 
 
 def training_options(batch_size: int, lr: float, hidden: int):
