@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from genseq import __version__
+from genseq import __version__, distributed
 from genseq.device import DEVICES, pick_device
 from genseq.errors import GenseqError
 from genseq.codecs import corpus_kind, read_corpus, read_image
@@ -130,9 +130,14 @@ def run_training(task, corpus, run_dir, steps, minutes, valid_path, valid_fracti
                          valid_every=valid_every, seed=seed)
     codec_options = dict(tokenizer=tokenizer, vocab_size=vocab_size, sample_rate=sample_rate,
                          palette=palette, size=size, colormap=colormap)
-    metrics = train(task, corpus, run_dir, model_config=model_config, train_config=config,
-                    valid=valid_path, valid_fraction=valid_fraction, codec_options=codec_options,
-                    device=pick_device(device), resume=resume, progress=not quiet)
+    try:
+        metrics = train(task, corpus, run_dir, model_config=model_config, train_config=config,
+                        valid=valid_path, valid_fraction=valid_fraction, codec_options=codec_options,
+                        device=pick_device(device), resume=resume, progress=not quiet)
+    finally:
+        distributed.teardown()
+    if metrics is None:  # not rank 0 of a torchrun job: rank 0 reports
+        return
     shown = {k: metrics[k] for k in ("bits_per_char", "bits_per_sample", "bits_per_dim", "nats_per_pixel",
                                       "perplexity", "neg_elbo", "kl", "active_units",
                                       "recon_char_accuracy", "recon_pixel_accuracy") if k in metrics}

@@ -8,6 +8,7 @@ for every task. Each function here is what one CLI command does, callable from P
 import hashlib
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from genseq.codecs import AudioCodec, Codec, ImageCodec, TextCodec, codec_from_s
 from genseq.codecs.image import read_lecture_corpus
 from genseq.codecs.text import BOS, EOS, choose_tokenizer
 from genseq.data import ImageBatches, ItemBatches, TokenWindows, split_holdout
+from genseq import distributed
 from genseq.errors import GenseqError
 from genseq.generate import generate
 from genseq.models import FrameLM, RNNLM, build_model
@@ -203,6 +205,11 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     """
     spec = TASKS[task]
     run_dir = Path(run_dir)
+    rank, size = distributed.world()
+    if train_config.batch_size % size:
+        raise GenseqError(f"--batch-size {train_config.batch_size} does not split over {size} processes; "
+                          f"give a multiple of {size}")
+    device = distributed.setup(device)  # under torchrun: join the group, take this rank's GPU
     codec_options = dict(codec_options or {}, corpus=corpus)
     check_run_dir(run_dir, resume)
     colormap = codec_options.get("colormap")
@@ -236,9 +243,12 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     else:
         torch.manual_seed(train_config.seed)
         codec = fit_codec(kind, train_items, codec_options, offset=spec.id_offset)
+        codec = codec_from_state(distributed.broadcast_object(codec.state_dict()))  # rank 0's, on all
         model = spec.build(codec, model_config or {})
 
-    data, facts = spec.data(codec, train_items, train_config)
+    torch.manual_seed(train_config.seed + rank)  # dropout differs by rank; DDP copies rank 0's weights
+    # each rank draws its own share of the global batch
+    data, facts = spec.data(codec, train_items, replace(train_config, batch_size=train_config.batch_size // size))
     meta = {"corpus": {"name": str(corpus), "sha256": corpus_sha256,
                        "train_items": len(train_items), "valid_items": len(valid_items), **facts}}
     trainer = Trainer(model, codec, task, data, lambda m: spec.metrics(m, codec, valid_items),

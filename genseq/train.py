@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from genseq import distributed
 from genseq.errors import GenseqError
 from genseq.store import BEST_FILE, CHECKPOINT_FILE, MODEL_FILE, model_record, read_file, save_atomic
 
@@ -87,6 +88,9 @@ class Trainer:
         self.total = config.steps
         self.valid = None
         self.best = None  # the lowest validation loss so far; best.pt holds those weights
+        self.rank, self.world = distributed.world()
+        self.main = self.rank == 0  # the one process that validates, logs and writes files
+        self.compute_loss = distributed.wrap(self.model, device)
 
     # -- state ---------------------------------------------------------------------------------
     def _model_file(self) -> dict:
@@ -96,6 +100,8 @@ class Trainer:
     def save(self) -> None:
         """Write ``checkpoint.pt``, ``model.pt`` and, when validation improved, ``best.pt``, each
         atomically. ``best.pt`` is what to ship from a run that went on to overfit."""
+        if not self.main:
+            return
         model_file = self._model_file()
         improved = self.valid is not None and (self.best is None or self.valid["loss"] < self.best)
         if improved:
@@ -126,11 +132,15 @@ class Trainer:
             metrics.write_text("".join(line + "\n" for line in kept))
 
     def _log(self, **entry) -> None:
+        if not self.main:
+            return
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": self.step, **entry}) + "\n")
 
     # -- loop ----------------------------------------------------------------------------------
-    def _validate(self) -> dict:
+    def _validate(self) -> dict | None:
+        if not self.main:
+            return None
         self.model.eval()
         start = time.perf_counter()
         metrics = self.validate(self.model)
@@ -149,7 +159,8 @@ class Trainer:
         val_time = time.perf_counter() - val_start
         left = self.config.minutes * 60 - (time.perf_counter() - started)
         per_step = step_time + val_time / self.config.valid_every
-        self.total = max(self.step + 1, self.step + int(left / per_step))
+        total = max(self.step + 1, self.step + int(left / per_step))
+        self.total = distributed.broadcast_int(total, self.device)  # every rank stops together
 
     def fit(self, stop_at: int | None = None) -> dict:
         """Train until the planned number of steps (or ``stop_at``, to simulate an interruption);
@@ -161,7 +172,7 @@ class Trainer:
         self.model.train()
         config = self.config
         started = time.perf_counter()
-        bar = tqdm(total=self.total, initial=self.step, disable=not self.progress, unit="step",
+        bar = tqdm(total=self.total, initial=self.step, disable=not (self.progress and self.main), unit="step",
                    dynamic_ncols=True, desc="train")
         window_start, window_tokens, timed_from = time.perf_counter(), 0, None
         try:
@@ -170,14 +181,14 @@ class Trainer:
                     break
                 for group in self.optimizer.param_groups:
                     group["lr"] = learning_rate(config, self.step, self.total)
-                batch = self.data.batch(self.step).to(self.device, non_blocking=True)
-                stats = self.model.loss(batch, self.step)
+                batch = self.data.batch(self.step, self.rank).to(self.device, non_blocking=True)
+                stats = self.compute_loss(batch, self.step)
                 self.optimizer.zero_grad(set_to_none=True)
                 stats["loss"].backward()
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
                 self.optimizer.step()
                 self.step += 1
-                window_tokens += batch[:, 1:].numel()
+                window_tokens += batch[:, 1:].numel() * self.world
                 bar.update(1)
 
                 if self.total is None and self.step == 3:
