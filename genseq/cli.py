@@ -196,8 +196,9 @@ def train_lm_command(hidden, embed, **options):
 @train_group.command("vae", short_help="A sequence VAE on lines of text or on images.")
 @training_options(batch_size=64, lr=1e-3, hidden=512)
 @click.option("--latent", "latent_dim", type=click.IntRange(min=1), default=32, help="Latent dimensions.")
-@click.option("--word-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.25,
-              help="Share of decoder inputs replaced by unk (Bowman et al. 2016).")
+@click.option("--word-dropout", type=click.FloatRange(0, 1), default=0.25,
+              help="Share of decoder inputs replaced by unk (Bowman et al. 2016); 1: the decoder "
+                   "sees none and draws everything from the code, which makes sweeps clean.")
 @click.option("--free-bits", type=click.FloatRange(min=0), default=0.5,
               help="KL floor per latent dimension in nats (Kingma et al. 2016); 0: off.")
 @click.option("--kl-schedule", type=click.Choice(["constant", "linear", "logistic", "cyclical"]),

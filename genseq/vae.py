@@ -39,7 +39,9 @@ def decode_latents(model: SequenceVAE, codec: TextCodec, z: torch.Tensor, decode
     temperature, top_k, top_p, seed) or ``beam`` search."""
     if decode not in DECODERS:
         raise GenseqError(f"unknown decoding {decode!r}; choose one of {', '.join(DECODERS)}")
-    decoder = LatentDecoder(model, z)
+    # images decoded greedily decide each pixel's opacity before its colour (see opacity_first)
+    clear = getattr(codec, "transparent_id", None) if decode == "greedy" else None
+    decoder = LatentDecoder(model, z, clear)
     if decode == "beam":
         ids = beam_search(decoder, [BOS], max_tokens, batch=len(z), beam=beam, stop_id=EOS)
     else:

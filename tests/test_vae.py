@@ -137,3 +137,15 @@ def test_interpolate_refuses_empty_and_warns_about_unseen(tiny_vae_run):
     assert notes and "朕" in notes[0]
     mean, _ = encode_lines(loaded.model, loaded.codec, ["朕"])
     assert torch.isfinite(mean).all()
+
+
+def test_greedy_images_decide_opacity_before_colour():
+    from genseq.models.vae import opacity_first
+
+    # transparent (id 5) at 0.4 beats each of six similar colours at 0.1, but most mass is colour
+    probs = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.1, 0.4, 0.1, 0.1, 0.1, 0.1, 0.1]])
+    logits = (probs + 1e-9).log()
+    assert logits.argmax(-1).item() == 5
+    assert opacity_first(logits, 5).argmax(-1).item() != 5
+    probs = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.2, 0.6, 0.2, 0.0, 0.0, 0.0, 0.0]])
+    assert opacity_first((probs + 1e-9).log(), 5).argmax(-1).item() == 5

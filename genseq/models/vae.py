@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from genseq.models.rnn import CELLS
 
-PAD, UNK = 0, 1
+PAD, UNK, BOS = 0, 1, 2
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -146,6 +146,17 @@ def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tens
     return -0.5 * (LOG_2PI + logvar + (z - mean).pow(2) / logvar.exp()).sum(-1)
 
 
+def opacity_first(logits: torch.Tensor, transparent_id: int) -> torch.Tensor:
+    """Logits whose argmax decides a pixel's opacity by its own probability first, then its
+    colour: a pixel is transparent if that is more likely than not, else the likeliest colour.
+    Plain argmax would call a pixel transparent whenever no single one of many similar colours
+    beats transparency, and greedy sprites would come out empty."""
+    p_clear = logits.float().softmax(-1)[..., transparent_id]
+    boost = torch.where(p_clear >= 0.5, float("inf"), float("-inf"))
+    return torch.cat([logits[..., :transparent_id], boost.unsqueeze(-1).to(logits.dtype),
+                      logits[..., transparent_id + 1:]], -1)
+
+
 class LatentDecoder(nn.Module):
     """The decoder with z fixed: the ``forward``/``step`` interface of a language model, so that
     :func:`genseq.generate.generate` and beam search decode a VAE's latent codes unchanged.
@@ -153,15 +164,20 @@ class LatentDecoder(nn.Module):
 
     prime_once = False  # each row has its own z, so a shared prime cannot be run once for all
 
-    def __init__(self, vae: SequenceVAE, z: torch.Tensor):
+    def __init__(self, vae: SequenceVAE, z: torch.Tensor, transparent_id: int | None = None):
         super().__init__()
-        self.vae, self.z = vae, z
+        self.vae, self.z, self.transparent_id = vae, z, transparent_id
 
     def forward(self, tokens: torch.Tensor, state=None):
         z = self.z if self.z.size(0) == tokens.size(0) else self.z.repeat_interleave(
             tokens.size(0) // self.z.size(0), 0)
+        if self.vae.config.word_dropout >= 1.0:  # trained on unk inputs alone: decode the same way
+            tokens = tokens.masked_fill((tokens != BOS) & (tokens != PAD), UNK)
         logits, state = self.vae.decode(tokens, z, state)
-        return logits.index_fill(-1, torch.tensor([UNK], device=logits.device), float("-inf")), state
+        logits = logits.index_fill(-1, torch.tensor([UNK], device=logits.device), float("-inf"))
+        if self.transparent_id is not None:
+            logits = opacity_first(logits, self.transparent_id)
+        return logits, state
 
     def step(self, token: torch.Tensor, state):
         logits, state = self(token.unsqueeze(1), state)
