@@ -103,3 +103,37 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, corpus_file
     assert "interrupted at step" in err and "--resume" in err and "Traceback" not in err
     step = int(err.split("interrupted at step ")[1].split(";")[0])
     assert read_file(run / "checkpoint.pt")["step"] == step >= 5
+
+
+def test_sigkill_then_resume_ends_with_the_uninterrupted_weights(tmp_path, corpus_file):
+    """A run killed with SIGKILL mid-training resumes from its last checkpoint and ends with the
+    same weights and held-out scores as a run never interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def command(run, *extra):
+        return [sys.executable, "-m", "genseq", "train", "lm", str(corpus_file), "-o", str(run), "--steps", "200",
+                "--valid-every", "10", "--hidden", "24", "--embed", "8", "--layers", "1", "--dropout", "0.2",
+                "--vocab-size", "200", "--batch-size", "4", "--seq-len", "16", "--quiet", "--device", "cpu", *extra]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(command(tmp_path / "whole"), check=True, capture_output=True, env=env, timeout=300)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(command(killed), stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (killed / "checkpoint.pt").exists() and read_file(killed / "checkpoint.pt")["step"] >= 20:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    step = read_file(killed / "checkpoint.pt")["step"]
+    assert 20 <= step < 200  # killed part way, with no chance to save anything more
+    subprocess.run(command(killed, "--resume"), check=True, capture_output=True, env=env, timeout=300)
+    whole, resumed = read_file(tmp_path / "whole" / "model.pt"), read_file(killed / "model.pt")
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+    assert whole["valid"] == resumed["valid"]
