@@ -10,6 +10,8 @@ callable returns the held-out metrics, whose ``"loss"`` picks the best and stops
 
 import json
 import math
+import os
+import shutil
 import signal
 import threading
 import time
@@ -38,6 +40,7 @@ class TrainConfig:
     valid_every: int = 250
     log_every: int = 10
     seed: int = 0
+    keep_checkpoints: int = 0  # also keep this many past checkpoints in RUN/checkpoints/
 
 
 def learning_rate(config: TrainConfig, step: int, total: int | None) -> float:
@@ -111,9 +114,26 @@ class Trainer:
         if self.device.type == "cuda":
             checkpoint["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         save_atomic(checkpoint, self.run_dir / CHECKPOINT_FILE)
+        if self.config.keep_checkpoints:
+            self._keep_checkpoint()
         save_atomic(model_file, self.run_dir / MODEL_FILE)
         if improved:
             save_atomic(model_file, self.run_dir / BEST_FILE)
+
+    def _keep_checkpoint(self) -> None:
+        """Link the checkpoint just written into ``checkpoints/step-N.pt`` (a hard link: the next
+        save renames a new file over checkpoint.pt, the link keeps this one) and drop the oldest
+        beyond ``keep_checkpoints``."""
+        folder = self.run_dir / "checkpoints"
+        folder.mkdir(exist_ok=True)
+        kept = folder / f"step-{self.step:08d}.pt"
+        kept.unlink(missing_ok=True)
+        try:
+            os.link(self.run_dir / CHECKPOINT_FILE, kept)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(self.run_dir / CHECKPOINT_FILE, kept)
+        for old in sorted(folder.glob("step-*.pt"))[:-self.config.keep_checkpoints]:
+            old.unlink()
 
     def resume(self) -> None:
         """Restore everything from ``checkpoint.pt`` and drop metrics logged after it."""

@@ -137,3 +137,12 @@ def test_sigkill_then_resume_ends_with_the_uninterrupted_weights(tmp_path, corpu
     for name, tensor in whole["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name
     assert whole["valid"] == resumed["valid"]
+
+
+def test_keep_checkpoints_keeps_the_last_n(tmp_path, corpus_file):
+    run = tmp_path / "run"
+    train("lm", corpus_file, run, model_config=TINY_MODEL, codec_options={"vocab_size": 300}, progress=False,
+          train_config=config(steps=12, valid_every=3, keep_checkpoints=2))
+    kept = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert kept == ["step-00000009.pt", "step-00000012.pt"]
+    assert read_file(run / "checkpoints" / kept[0])["step"] == 9
