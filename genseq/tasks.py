@@ -26,7 +26,7 @@ from genseq.models import FrameLM, RNNLM, build_model
 from genseq.models.rnn import stream_nll
 from genseq.models.vae import SequenceVAE
 from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, read_file
-from genseq.train import Trainer, TrainConfig
+from genseq.train import Trainer, TrainConfig, mixed_precision
 from genseq.vae import vae_metrics
 
 LN2 = math.log(2)
@@ -210,6 +210,7 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
         raise GenseqError(f"--batch-size {train_config.batch_size} does not split over {size} processes; "
                           f"give a multiple of {size}")
     device = distributed.setup(device)  # under torchrun: join the group, take this rank's GPU
+    mixed_precision(train_config.precision, device)  # refuse an impossible --precision up front
     codec_options = dict(codec_options or {}, corpus=corpus)
     check_run_dir(run_dir, resume)
     colormap = codec_options.get("colormap")

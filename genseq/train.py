@@ -41,6 +41,8 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     keep_checkpoints: int = 0  # also keep this many past checkpoints in RUN/checkpoints/
+    precision: str = "float32"  # or bf16 / fp16: autocast for the forward pass, fp32 weights
+    compile: bool = False  # torch.compile the model's forward
 
 
 def learning_rate(config: TrainConfig, step: int, total: int | None) -> float:
@@ -53,6 +55,24 @@ def learning_rate(config: TrainConfig, step: int, total: int | None) -> float:
         return config.lr
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+PRECISIONS = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def mixed_precision(precision: str, device: torch.device):
+    """The autocast context and gradient scaler for ``precision``. bf16 runs on CPUs and recent
+    GPUs; fp16 needs CUDA and scales the loss so that small gradients survive."""
+    if precision not in PRECISIONS:
+        raise GenseqError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    if precision == "fp16" and device.type != "cuda":
+        raise GenseqError("--precision fp16 needs a CUDA GPU; use bf16 on this device")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise GenseqError("this GPU has no bf16; use --precision fp16")
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    return autocast, scaler
 
 
 @contextmanager
@@ -93,7 +113,10 @@ class Trainer:
         self.best = None  # the lowest validation loss so far; best.pt holds those weights
         self.rank, self.world = distributed.world()
         self.main = self.rank == 0  # the one process that validates, logs and writes files
+        if config.compile:
+            self.model.forward = torch.compile(self.model.forward)
         self.compute_loss = distributed.wrap(self.model, device)
+        self.autocast, self.scaler = mixed_precision(config.precision, device)
 
     # -- state ---------------------------------------------------------------------------------
     def _model_file(self) -> dict:
@@ -202,11 +225,14 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = learning_rate(config, self.step, self.total)
                 batch = self.data.batch(self.step, self.rank).to(self.device, non_blocking=True)
-                stats = self.compute_loss(batch, self.step)
+                with self.autocast:
+                    stats = self.compute_loss(batch, self.step)
                 self.optimizer.zero_grad(set_to_none=True)
-                stats["loss"].backward()
+                self.scaler.scale(stats["loss"]).backward()
+                self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
-                self.optimizer.step()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
                 self.step += 1
                 window_tokens += batch[:, 1:].numel() * self.world
                 bar.update(1)

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 
 import pytest
@@ -146,3 +147,19 @@ def test_keep_checkpoints_keeps_the_last_n(tmp_path, corpus_file):
     kept = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert kept == ["step-00000009.pt", "step-00000012.pt"]
     assert read_file(run / "checkpoints" / kept[0])["step"] == 9
+
+
+def test_bf16_mixed_precision_trains_on_the_cpu(tmp_path, corpus_file):
+    run = tmp_path / "run"
+    metrics = train("lm", corpus_file, run, model_config=TINY_MODEL, codec_options={"vocab_size": 300},
+                    progress=False, train_config=config(steps=8, valid_every=4, precision="bf16"))
+    assert math.isfinite(metrics["loss"])
+    assert read_file(run / "model.pt")["model"]["head.weight"].dtype == torch.float32  # weights stay fp32
+
+
+def test_fp16_without_cuda_is_refused_before_any_work(tmp_path, corpus_file):
+    from genseq.errors import GenseqError
+
+    with pytest.raises(GenseqError, match="fp16 needs a CUDA GPU"):
+        train("lm", corpus_file, tmp_path / "run", progress=False, train_config=config(precision="fp16"))
+    assert not (tmp_path / "run").exists()
