@@ -11,7 +11,7 @@ from genseq.device import DEVICES, pick_device
 from genseq.errors import GenseqError
 from genseq.codecs import corpus_kind, read_corpus, read_image
 from genseq.store import PRECISIONS, export_model, load_model, read_file, shipped_models
-from genseq.media import audio_picture, grid, hide_below, write_png, write_wav
+from genseq.media import audio_picture, check_output, grid, hide_below, write_png, write_wav
 from genseq.tasks import TASKS, check_kind, complete_image, continue_audio, sample_images, sample_text, train
 from genseq.train import TrainConfig
 from genseq.vae import DECODERS, busiest_dims, encode_lines, interpolate, reconstruct, sample_prior, traverse
@@ -228,20 +228,23 @@ def seconds_option(default: float):
                         help="Seconds of audio to generate (at most 600).")
 
 
+def take_paths(out: Path, n: int) -> list[Path]:
+    """``out`` itself for one take to a .wav; else ``take_01.wav`` ... in the folder ``out``."""
+    if n == 1 and out.suffix.lower() == ".wav":
+        return [out]
+    folder = out.with_suffix("") if out.suffix.lower() == ".wav" else out
+    return [folder / f"take_{i + 1:02d}.wav" for i in range(n)]
+
+
 def write_audio_takes(waves, codec, out: Path, prime=None) -> list[Path]:
     """Each take as a WAV (prime + continuation when ``prime`` is given) and a PNG beside it with
     the waveform and spectrogram; ``out`` is the file for one take, a folder for several."""
-    if len(waves) == 1 and out.suffix.lower() == ".wav":
-        paths = [out]
-    else:
-        folder = out.with_suffix("") if out.suffix.lower() == ".wav" else out
-        paths = [folder / f"take_{i + 1:02d}.wav" for i in range(len(waves))]
-    for wave, path in zip(waves, paths):
+    for wave, path in zip(waves, take_paths(out, len(waves))):
         full = wave if prime is None else np.concatenate([prime, wave])
         write_wav(path, full, codec.sample_rate)
         write_png(path.with_suffix(".png"), audio_picture(full, codec.sample_rate,
                                                           None if prime is None else len(prime)))
-    return paths
+    return take_paths(out, len(waves))
 
 
 @main.command(short_help="Sample lines, seconds of audio or a grid of images.")
@@ -264,6 +267,8 @@ def sample(model_spec, count, out, seconds, prompt, max_tokens, decode, beam, te
     loaded = load_model(model_spec, pick_device(device))
     sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p)
     kind = loaded.codec.kind
+    if out is not None:
+        check_output(take_paths(out, count or 1)[0] if kind == "audio" else out)
     if kind == "audio":
         waves = continue_audio(loaded, None, seconds, count or 1, seed=seed, progress=True, **sampling)
         for path in write_audio_takes(waves, loaded.codec, out or Path("sample.wav")):
@@ -305,6 +310,7 @@ def continue_command(clip, model_spec, seconds, count, out, with_prime, temperat
     """Continue CLIP (any WAV, FLAC or OGG: resampled, mixed to mono) with an audio model. Each
     take is a WAV at the model's rate with a waveform and spectrogram PNG beside it, a red line
     where the clip ends."""
+    check_output(take_paths(out, count)[0])
     loaded = load_model(model_spec, pick_device(device))
     check_kind(loaded, "audio", "continue")
     wave = loaded.codec.read(clip)
@@ -328,6 +334,7 @@ def continue_command(clip, model_spec, seconds, count, out, with_prime, temperat
 def complete_command(image, model_spec, count, keep, out, temperature, top_k, top_p, seed, device):
     """Keep the top --keep of IMAGE and draw N different bottoms. The PNG shows the image as the
     model sees it, the part kept, then the completions."""
+    check_output(out)
     loaded = load_model(model_spec, pick_device(device))
     check_kind(loaded, "image", "complete")
     codec = loaded.codec
@@ -445,6 +452,7 @@ def load_vae(model_spec: str, device: str, kind: str = "text"):
 def traverse_command(model_spec, dims, steps, span, start_image, out, device):
     """The lecture's picture: fix every code dimension but two, sweep those two like sliders
     and decode each point (greedy). Rows sweep the first dimension, columns the second."""
+    check_output(out)
     loaded = load_vae(model_spec, device, kind="image")
     if dims is None:
         chosen = busiest_dims(loaded)

@@ -22,6 +22,17 @@ MARK = (220, 40, 40)
 RAMP = np.array([[0, 0, 4], [80, 18, 123], [183, 55, 121], [252, 137, 97], [252, 253, 191]], float)
 
 
+def check_output(path) -> None:
+    """Refuse, before any work, an output whose folder cannot be made or written."""
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GenseqError(f"cannot write {path} ({e.strerror}); choose another -o") from None
+    if not os.access(folder, os.W_OK):
+        raise GenseqError(f"cannot write {path} (the folder is not writable); choose another -o")
+
+
 @contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""

@@ -120,3 +120,31 @@ def test_image_vae_trains_samples_and_traverses(tmp_path, sprite_folder):
                           (["interpolate", "a", "b", "-m", run_dir], "traverse sweeps an image VAE")]:
         result = run(*args)
         assert result.exit_code == 1 and message in result.output, (args, result.output)
+
+
+def test_unwritable_outputs_are_refused_before_any_work(tmp_path, corpus_file, tiny_audio_run):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run("train", "lm", corpus_file, "-o", blocker / "run", "--steps", 2)
+    assert result.exit_code == 1 and "cannot create the run folder" in result.output
+    result = run("sample", "-m", tiny_audio_run, "--seconds", 0.1, "-o", blocker / "out.wav")
+    assert result.exit_code == 1 and "cannot write" in result.output
+    assert blocker.read_text() == "not a folder"
+
+
+def test_ctrl_c_during_generation_stops_cleanly_and_writes_nothing(tmp_path, tiny_audio_run, audio_folder):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "long.wav"
+    process = subprocess.Popen([sys.executable, "-m", "genseq", "continue", str(audio_folder / "clip1.wav"), "-m",
+                                str(tiny_audio_run), "--seconds", "600", "-o", str(out)],
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    time.sleep(4)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1 and "Aborted!" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".long*"))
