@@ -68,6 +68,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # corpora/audio/common.py
+from common import BUDGET_BYTES, SAMPLE_RATE, disk_bytes, process, split_of  # noqa: E402
+
 PACKAGES = {  # name: (version, sha256 of the .deb)
     "asterisk-core-sounds-en-g722": (
         "1.6.1-1", "38c5261820b406dcb0ecb37675720da2b0864850690690352ca52707eb623806"),
@@ -78,14 +81,7 @@ SOUNDS_DIR = "usr/share/asterisk/sounds/en_US_f_Allison"
 TRANSCRIPTS = "usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
 OUT_DIR = Path(__file__).resolve().parent
 
-SAMPLE_RATE = 16000
-PEAK_DBFS = -1.0
-TRIM_DBFS = -45.0  # frames quieter than this (RMS, after normalising) are silence
-FRAME_S = 0.010
-PAD_S = 0.030  # margin kept before the first and after the last loud frame
 SPLITS = ("train", "valid", "test")
-BUDGET_BYTES = int(9.5 * 2**20)  # WAV total in 4 KiB blocks; leaves room for text files
-BLOCK = 4096
 
 TRANSCRIPT_RE = re.compile(r"^([\w/-]+):\s*(.*)$")
 ANNOTATION_RE = re.compile(r"\[[^\]]*\]|\([^)]*\)|<[^>]*>")
@@ -154,34 +150,12 @@ def decode_g722(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype="<f4").astype(np.float64)
 
 
-def normalise(x: np.ndarray, peak_dbfs: float = PEAK_DBFS) -> np.ndarray:
-    peak = np.max(np.abs(x)) if x.size else 0.0
-    return x * (10 ** (peak_dbfs / 20) / peak) if peak > 0 else x
 
 
-def trim(x: np.ndarray) -> np.ndarray:
-    """Cut leading and trailing frames with RMS below ``TRIM_DBFS``."""
-    frame = int(FRAME_S * SAMPLE_RATE)
-    n = len(x) // frame
-    if n == 0:
-        return x
-    rms = np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1))
-    loud = np.flatnonzero(rms > 10 ** (TRIM_DBFS / 20))
-    if loud.size == 0:
-        return x[:0]
-    pad = int(PAD_S * SAMPLE_RATE)
-    start = max(0, loud[0] * frame - pad)
-    stop = min(len(x), (loud[-1] + 1) * frame + pad)
-    return x[start:stop]
 
 
-def process(x: np.ndarray) -> np.ndarray:
-    return normalise(trim(normalise(x)))
 
 
-def disk_bytes(path: Path) -> int:
-    """Size of ``path`` rounded up to whole 4 KiB blocks, as ``du`` counts it."""
-    return -(-path.stat().st_size // BLOCK) * BLOCK
 
 
 # --------------------------------------------------------------------------
@@ -189,8 +163,6 @@ def disk_bytes(path: Path) -> int:
 # --------------------------------------------------------------------------
 
 
-def split_of(index: int) -> str:
-    return "test" if index % 20 == 0 else "valid" if index % 20 == 1 else "train"
 
 
 def build(root: Path, full: bool) -> None:
