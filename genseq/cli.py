@@ -183,6 +183,8 @@ image_options = stack(
 @click.option("--tie/--no-tie", "tie_embeddings", default=None, help="Tie input embeddings and output weights (text).")
 @click.option("--seq-len", type=click.IntRange(min=2), default=None,
               help="Tokens per training window [default: 128; audio 2048].")
+@click.option("--token-hidden", type=click.IntRange(min=1), default=None,
+              help="Frame model: units of the per-token GRU [default: audio 64, images 128].")
 @click.option("--sample-rate", type=click.IntRange(min=1000, max=192_000), default=16000,
               help="Audio: the model's sample rate; clips are resampled to it.")
 @image_options
