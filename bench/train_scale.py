@@ -1,11 +1,12 @@
-"""Scale: training throughput with 1 and 2 processes (torchrun, gloo, CPU), and the memory of text
-generation for 100 and 1,000 tokens (peak RSS must not grow with length).
+"""Scale: training throughput and final held-out bits/char with 1 and 2 processes (torchrun, gloo,
+CPU) at the same global batch, and the memory of text generation for 100 and 1,000 tokens (peak
+RSS must not grow with length).
 
 Each training case runs ``genseq train lm`` on the Shakespeare corpus with the same global batch
 (32 x 128 tokens, the shipped model's 2 x 384 GRU) for a fixed number of steps, one thread per
 process, and reads tokens/s from the run's metrics.jsonl (the mean over logged windows after the
 first). Each memory case is a fresh process that loads the shipped model and generates.
-Run: python bench/train_scale.py [--steps 60] [--out bench/results/train_scale.json]
+Run: python bench/train_scale.py [--steps 150] [--out bench/results/train_scale.json]
 """
 
 import argparse
@@ -33,7 +34,8 @@ print(before, after)
 """
 
 
-def train_rate(processes: int, steps: int) -> float:
+def train_run(processes: int, steps: int) -> tuple[float, float]:
+    """Training tokens/s and the final held-out bits per character."""
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         launcher = [sys.executable, "-m", "genseq"] if processes == 1 else \
@@ -42,9 +44,10 @@ def train_rate(processes: int, steps: int) -> float:
         subprocess.run([*launcher, "train", "lm", str(CORPUS), "-o", str(run), "--steps", str(steps),
                         "--valid-every", str(steps), *MODEL], check=True, capture_output=True,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
-        rates = [json.loads(line)["tokens_per_s"] for line in (run / "metrics.jsonl").read_text().splitlines()
-                 if '"train"' in line]
-        return sum(rates[1:]) / len(rates[1:])
+        entries = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        rates = [e["tokens_per_s"] for e in entries if e["split"] == "train"]
+        final = [e for e in entries if e["split"] == "valid"][-1]
+        return sum(rates[1:]) / len(rates[1:]), final["bits_per_char"]
 
 
 def peak_rss(tokens: int) -> tuple[float, float]:
@@ -55,14 +58,15 @@ def peak_rss(tokens: int) -> tuple[float, float]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_scale.json"))
     args = parser.parse_args()
     memory = {tokens: peak_rss(tokens) for tokens in (100, 1000)}
-    one, two = train_rate(1, args.steps), train_rate(2, args.steps)
+    (one, one_bpc), (two, two_bpc) = train_run(1, args.steps), train_run(2, args.steps)
     report = {"cpu_count": os.cpu_count(), "steps": args.steps, "global_batch": "32 x 128 tokens",
               "train_tokens_per_s": {"1 process": round(one), "2 processes": round(two)},
               "speedup_2_over_1": round(two / one, 2),
+              "final_valid_bits_per_char": {"1 process": round(one_bpc, 4), "2 processes": round(two_bpc, 4)},
               "generation_peak_rss_mib": {f"{t} tokens": {"before": round(b, 1), "after": round(a, 1)}
                                           for t, (b, a) in memory.items()}}
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
