@@ -130,8 +130,6 @@ def run_training(task, corpus, run_dir, steps, minutes, valid_path, valid_fracti
         raise GenseqError("give --steps or --minutes, not both")
     if steps is None and minutes is None:
         steps = 2000
-    if seq_len is None:  # a window of text is 128 tokens; of audio, 2,048 samples (128 ms)
-        seq_len = 2048 if corpus_kind(corpus, colormap) == "audio" else 128
     config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, seq_len=seq_len, lr=lr,
                          valid_every=valid_every, seed=seed, keep_checkpoints=keep_checkpoints,
                          precision=precision, compile=compile_model)

@@ -13,8 +13,9 @@ import numpy as np
 from tqdm import tqdm
 
 from genseq.errors import GenseqError
-from genseq.media import audio_picture, atomic_path, grid, hide_below, write_png, write_wav
-from genseq.store import load_model, shipped_models
+from genseq.codecs import read_image
+from genseq.media import audio_picture, grid, hide_below, write_png, write_wav
+from genseq.store import atomic_path, load_model, shipped_models
 from genseq.tasks import complete_image, continue_audio, sample_images
 from genseq.vae import busiest_dims, interpolate, traverse
 
@@ -83,8 +84,6 @@ def job_sprites(out: Path, page: Page) -> None:
     write_png(out / "sprites.png", grid(images))
     page.add("Sprites drawn pixel by pixel", '<img src="sprites.png" alt="32 sprites">',
              f"genseq sample -m sprites -n 32 --temperature 0.9 --seed {SEED} -o sprites.png")
-    from genseq.codecs import read_image
-
     for name in SPRITES:
         codec = loaded.codec
         original = codec.decode(codec.encode(read_image(CORPORA / "sprites/creatures/test" / name)))

@@ -1,20 +1,17 @@
 """Pictures and sounds out: WAV files, waveform/spectrogram plots, sprite grids.
 
-Everything is written to a temporary file beside the target and renamed over it, so an
-interrupted command never leaves a half-written output. Plots are drawn with NumPy and saved with
+Everything is written through :func:`genseq.store.atomic_path`, so an interrupted command never
+leaves a half-written output. Plots are drawn with NumPy and saved with
 Pillow; nothing here needs a plotting library.
 """
 
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
 
-from genseq.errors import GenseqError
+from genseq.store import atomic_path, writable_folder
 
 BACKGROUND = (236, 236, 236)
 MARK = (220, 40, 40)
@@ -24,31 +21,7 @@ RAMP = np.array([[0, 0, 4], [80, 18, 123], [183, 55, 121], [252, 137, 97], [252,
 
 def check_output(path) -> None:
     """Refuse, before any work, an output whose folder cannot be made or written."""
-    folder = Path(path).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise GenseqError(f"cannot write {path} ({e.strerror}); choose another -o") from None
-    if not os.access(folder, os.W_OK):
-        raise GenseqError(f"cannot write {path} (the folder is not writable); choose another -o")
-
-
-@contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    except OSError as e:
-        raise GenseqError(f"cannot write {path} ({e.strerror}); choose another -o") from None
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    writable_folder(Path(path).parent, f"write {path}")
 
 
 def write_wav(path, wave: np.ndarray, sample_rate: int) -> None:

@@ -8,6 +8,7 @@ are read with ``torch.load(weights_only=True)``: a model file is data, never cod
 
 import os
 import pickle
+from contextlib import contextmanager
 import re
 import tempfile
 from dataclasses import dataclass
@@ -27,21 +28,44 @@ BEST_FILE = "best.pt"  # the model at its best validation loss
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
 
-def save_atomic(obj: dict, path) -> None:
-    """Write ``obj`` to a temporary file beside ``path``, flush it to disk, then rename it over
-    ``path``: a crash at any moment leaves either the old complete file or the new one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def writable_folder(folder, action: str) -> None:
+    """Make ``folder`` (and its parents) and check it can be written, before any work; ``action``
+    says what would fail in the error (``create the run folder runs/x``, ``write out.wav``)."""
+    folder = Path(folder)
     try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make shared model files unreadable to others
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GenseqError(f"cannot {action} ({e.strerror}); choose another -o") from None
+    if not os.access(folder, os.W_OK):
+        raise GenseqError(f"cannot {action} (the folder is not writable); choose another -o")
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path`` to write; if the block succeeds, flush the file to
+    disk and rename it over ``path``. A crash at any moment leaves either the old complete file
+    or the new one, never half of it. Model files, checkpoints, WAVs and PNGs all go through here."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix + ".tmp")
+    except OSError as e:
+        raise GenseqError(f"cannot write {path} ({e.strerror}); choose another -o") from None
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make shared files unreadable to others
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def save_atomic(obj: dict, path) -> None:
+    """``torch.save`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def read_file(path) -> dict:

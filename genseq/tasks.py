@@ -7,7 +7,6 @@ for every task. Each function here is what one CLI command does, callable from P
 
 import hashlib
 import math
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from genseq.codecs import AudioCodec, Codec, ImageCodec, TextCodec, codec_from_state, corpus_kind, read_corpus
-from genseq.codecs.image import read_lecture_corpus
+from genseq.codecs.image import read_colormap
 from genseq.codecs.text import BOS, EOS, choose_tokenizer
 from genseq.data import ImageBatches, ItemBatches, TokenWindows, split_holdout
 from genseq import distributed
@@ -25,7 +24,7 @@ from genseq.generate import generate
 from genseq.models import FrameLM, RNNLM, build_model
 from genseq.models.rnn import stream_nll
 from genseq.models.vae import SequenceVAE
-from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, read_file
+from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, read_file, writable_folder
 from genseq.train import Trainer, TrainConfig, mixed_precision
 from genseq.vae import vae_metrics
 
@@ -41,16 +40,8 @@ def lm_metrics(model, codec: Codec, items) -> dict:
     per_token = nats / tokens
     metrics = {"loss": per_token, "nll_nats_per_token": per_token, "bits_per_token": per_token / LN2,
                "perplexity": math.exp(per_token), "tokens": tokens,
-               "nll_nats_per_item": nats / len(items), "items": len(items)}
-    if codec.kind == "audio":
-        seconds = sum(len(item) for item in items) / codec.sample_rate
-        metrics.update(bits_per_sample=per_token / LN2, audio_seconds=seconds,
-                       kbit_per_second=nats / LN2 / seconds / 1000)
-    if codec.kind == "image":
-        metrics.update(bits_per_dim=per_token / LN2, nats_per_pixel=per_token)
-    for unit, count in codec.counts(items).items():
-        metrics[f"{unit}s"] = count
-        metrics[f"bits_per_{unit}"] = nats / LN2 / count
+               "nll_nats_per_item": nats / len(items), "items": len(items),
+               **codec.unit_metrics(nats, items)}
     return metrics
 
 
@@ -95,10 +86,9 @@ def fit_codec(kind: str, items: list, options: dict, offset: int = 0) -> Codec:
     if kind == "audio":
         return AudioCodec(options.get("sample_rate", 16000))
     height, width = options.get("size") or (32, 32)
-    if options.get("colormap") is not None:
-        palette = read_lecture_corpus(options["corpus"], options["colormap"])[1]
+    if options.get("colormap") is not None:  # the lecture's images keep their size and colours
         height, width = items[0].shape[:2]
-        return ImageCodec.from_palette(palette, height, width, offset)
+        return ImageCodec.from_palette(read_colormap(options["colormap"]), height, width, offset)
     return ImageCodec.fit(items, options.get("palette", 167), height, width, offset=offset)
 
 
@@ -113,15 +103,6 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
         if (run_dir / name).exists():
             raise GenseqError(f"{run_dir} already holds {name}; continue it with --resume or "
                               "choose another -o folder")
-
-
-def make_run_dir(run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise GenseqError(f"cannot create the run folder {run_dir} ({e.strerror}); choose another -o") from None
-    if not os.access(run_dir, os.W_OK):
-        raise GenseqError(f"cannot write to {run_dir}; choose another -o folder")
 
 
 class Task:
@@ -211,7 +192,7 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
                           f"give a multiple of {size}")
     device = distributed.setup(device)  # under torchrun: join the group, take this rank's GPU
     mixed_precision(train_config.precision, device)  # refuse an impossible --precision up front
-    codec_options = dict(codec_options or {}, corpus=corpus)
+    codec_options = codec_options or {}
     check_run_dir(run_dir, resume)
     colormap = codec_options.get("colormap")
     kind = corpus_kind(corpus, colormap)
@@ -223,12 +204,14 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
         checkpoint = read_file(run_dir / CHECKPOINT_FILE)
         sample_rate = checkpoint["codec"].get("sample_rate", sample_rate)
     items = read_corpus(corpus, kind, sample_rate=sample_rate, colormap=colormap)
+    if train_config.seq_len is None:  # a window of text is 128 tokens; of audio, 2,048 samples (128 ms)
+        train_config = replace(train_config, seq_len=2048 if kind == "audio" else 128)
     if valid is not None:
         train_items = items
         valid_items = read_corpus(valid, corpus_kind(valid, colormap), sample_rate=sample_rate, colormap=colormap)
     else:
         train_items, valid_items = split_holdout(items, valid_fraction, train_config.seed)
-    make_run_dir(run_dir)
+    writable_folder(run_dir, f"create the run folder {run_dir}")
     corpus_sha256 = fingerprint(train_items)
 
     if resume:

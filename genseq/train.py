@@ -32,7 +32,7 @@ class TrainConfig:
     steps: int | None = None      # optimizer steps in all; or
     minutes: float | None = None  # a time budget: steps are then fixed after a short calibration
     batch_size: int = 32
-    seq_len: int = 128
+    seq_len: int | None = None  # tokens per window; None: 128 of text, 2,048 samples of audio
     lr: float = 3e-3
     weight_decay: float = 0.01
     warmup_steps: int = 100

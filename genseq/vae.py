@@ -176,11 +176,8 @@ def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_sampl
                "unit_variances": [round(v, 4) for v in variances.tolist()],
                **accuracy, "lines": n, "tokens": tokens}
     if iw_samples:
-        metrics.update(iw_nll=iw / n, iw_samples=iw_samples, perplexity=math.exp(iw / tokens))
-        if codec.kind == "image":
-            metrics.update(bits_per_dim=iw / math.log(2) / (n * codec.pixels))
-        else:
-            metrics.update(bits_per_char=iw / math.log(2) / codec.counts(lines)["char"])
+        metrics.update(iw_nll=iw / n, iw_samples=iw_samples, perplexity=math.exp(iw / tokens),
+                       **codec.unit_metrics(iw, lines))
     return metrics
 
 

@@ -6,6 +6,7 @@ any number of channels and any sample type, is mixed to mono, resampled to the c
 mu-law encoded to 256 levels. One token is one sample.
 """
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,12 @@ class AudioCodec(Codec):
     def prime(self, prefix=None) -> list[int]:
         """The prefix's ids, or one sample of silence to start from nothing."""
         return self.encode(prefix if prefix is not None else np.zeros(1, np.float32))
+
+    def unit_metrics(self, nats: float, items) -> dict:
+        """Bits per sample, the seconds scored and the bit rate they imply."""
+        samples = sum(len(item) for item in items)
+        return {"bits_per_sample": nats / math.log(2) / samples, "audio_seconds": samples / self.sample_rate,
+                "kbit_per_second": nats / math.log(2) / samples * self.sample_rate / 1000}
 
     def state_dict(self) -> dict:
         return {"kind": self.kind, "sample_rate": self.sample_rate, "levels": self.levels}

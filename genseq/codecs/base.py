@@ -1,5 +1,6 @@
 """The interface every codec implements."""
 
+import math
 from abc import ABC, abstractmethod
 
 import torch
@@ -44,6 +45,15 @@ class Codec(ABC):
         """Sizes of ``items`` in the units people quote besides tokens (``{"char": n}`` for
         text), so that models with different codecs can be compared per unit."""
         return {}
+
+    def unit_metrics(self, nats: float, items) -> dict:
+        """A held-out NLL of ``nats`` over ``items`` in the units people quote for this modality:
+        by default the count and bits per unit of each of :meth:`counts` (bits per character)."""
+        metrics = {}
+        for unit, count in self.counts(items).items():
+            metrics[f"{unit}s"] = count
+            metrics[f"bits_per_{unit}"] = nats / math.log(2) / count
+        return metrics
 
     @abstractmethod
     def state_dict(self) -> dict:

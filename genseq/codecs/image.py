@@ -9,6 +9,7 @@ An item is an RGBA uint8 array of shape (H, W, 4). A stream is, per image, the s
 by its H x W pixel ids.
 """
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -56,25 +57,36 @@ def read_image_corpus(path) -> list[np.ndarray]:
     return [read_image(file) for file in files]
 
 
+def read_colormap(path) -> np.ndarray:
+    """The lecture's ``colormap.txt``: one ``R G B`` row per colour index -> (N, 3) uint8."""
+    try:
+        palette = np.loadtxt(path, dtype=np.int64, ndmin=2)
+    except (OSError, ValueError) as e:
+        raise GenseqError(f"cannot read {path} as a colormap ({e}); give one R G B row per colour") from None
+    if palette.shape[1] != 3 or palette.min() < 0 or palette.max() > 255:
+        raise GenseqError(f"{path} is not a colormap; give one R G B row (0-255) per colour")
+    return palette.astype(np.uint8)
+
+
 def read_lecture_corpus(pixels_path, colormap_path) -> tuple[list[np.ndarray], np.ndarray]:
     """The lecture's format: one image per line of ``pixels_path`` as H*W colour indices (square),
     and ``colormap_path`` with one ``R G B`` row per index. Returns RGBA images and the palette."""
+    palette = read_colormap(colormap_path)
     try:
-        palette = np.loadtxt(colormap_path, dtype=np.int64, ndmin=2)
         rows = [line.split() for line in Path(pixels_path).read_text().splitlines() if line.strip()]
         indices = np.array(rows, dtype=np.int64)
     except (OSError, ValueError) as e:
-        raise GenseqError(f"cannot read {pixels_path} with {colormap_path} as the lecture's format "
-                          f"({e}); give one line of pixel indices per image and one R G B row per colour") from None
-    if palette.shape[1] != 3 or indices.min() < 0 or indices.max() >= len(palette):
+        raise GenseqError(f"cannot read {pixels_path} as the lecture's format ({e}); give one line "
+                          "of pixel indices per image") from None
+    if indices.min() < 0 or indices.max() >= len(palette):
         raise GenseqError(f"{pixels_path} uses colour indices the colormap {colormap_path} lacks")
     side = int(round(indices.shape[1] ** 0.5))
     if side * side != indices.shape[1]:
         raise GenseqError(f"{pixels_path} has {indices.shape[1]} pixels per line; the lecture's "
                           "images are square")
-    rgb = palette.astype(np.uint8)[indices].reshape(-1, side, side, 3)
+    rgb = palette[indices].reshape(-1, side, side, 3)
     alpha = np.full(rgb.shape[:3] + (1,), 255, np.uint8)
-    return list(np.concatenate([rgb, alpha], -1)), palette.astype(np.uint8)
+    return list(np.concatenate([rgb, alpha], -1)), palette
 
 
 def kmeans(points: np.ndarray, k: int, seed: int = 0, iterations: int = 25) -> np.ndarray:
@@ -203,8 +215,11 @@ class ImageCodec(Codec):
         """The start id, then ``prefix``'s pixel ids if given (a list of ids: the kept rows)."""
         return [self.start_id, *(prefix or [])]
 
-    def counts(self, items) -> dict[str, int]:
-        return {}
+    def unit_metrics(self, nats: float, items) -> dict:
+        """Bits per dim (one palette index per pixel, so per pixel) and nats per pixel, the
+        lecture's unit."""
+        pixels = len(items) * self.pixels
+        return {"bits_per_dim": nats / math.log(2) / pixels, "nats_per_pixel": nats / pixels}
 
     def state_dict(self) -> dict:
         return {"kind": self.kind, "palette": torch.from_numpy(self.palette.copy()),

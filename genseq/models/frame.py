@@ -16,13 +16,14 @@ token after each position and the state after the last one; ``step(token, state)
 token. The token predicted at position t has index t in the frame grid: frame t // F, column t % F.
 """
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from genseq.models.rnn import next_token_loss
 
 
 @dataclass
@@ -155,10 +156,7 @@ class FrameLM(nn.Module):
         return self.head(hidden[:, 0]), FrameState(frame_h, token_h, context, history, t + 1)
 
     def loss(self, batch: torch.Tensor, step: int = 0) -> dict:
-        """batch: (B, T + 1) ids -> mean NLL in nats per predicted token, and bits per token."""
-        logits, _ = self(batch[:, :-1])
-        loss = F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
-        return {"loss": loss, "bits_per_token": loss.detach() / math.log(2)}
+        return next_token_loss(self, batch)
 
     @torch.inference_mode()
     def stream_nll(self, stream: torch.Tensor, batch: int = 16) -> tuple[float, int]:
@@ -197,7 +195,7 @@ class FrameLM(nn.Module):
         one small GRU step and the head: this is what makes audio faster than real time.
         """
         c, Fr, K = self.config, self.frame, self.history_len
-        weights = _numpy_weights(self)
+        weights = NumpyWeights(self)
         S, V = c.token_hidden, c.vocab_size
         rng = np.random.default_rng(seed)
         B = state.history.shape[0]
@@ -228,7 +226,7 @@ class FrameLM(nn.Module):
             if column == 0:  # the token completes a frame: the frame tier reads it
                 gates = weights.context_gates(weights.frame_step(tokens[:, K + i + 1 - Fr:K + i + 1], frame_h))
             gi = gates[column] + weights.lag_gates[lag_rows + tokens[:, lag_back + i].T].sum(0)
-            if weights.has_positions:
+            if weights.pos_gates is not None:
                 gi += weights.position_gates(t)
             token_h = _gru_step(gi, token_h, w_hh, b_hh, S)
             scores = np.maximum(token_h @ w1 + b1, 0.0) @ w2 + b2
@@ -251,23 +249,22 @@ def _gru_step(gi: np.ndarray, h: np.ndarray, w_hh_t: np.ndarray, b_hh: np.ndarra
     return n + z * (h - n)
 
 
-class _numpy_weights:
+class NumpyWeights:
     """A FrameLM's weights as float32 NumPy arrays, folded for :meth:`FrameLM.sample_fast`."""
 
     def __init__(self, model: FrameLM):
         c, rnn = model.config, model.token_rnn
-        self.model, self.S, self.frame = model, c.token_hidden, c.frame
+        self.S, self.frame = c.token_hidden, c.frame
         w_ih, b_ih = _np(rnn.weight_ih_l0), _np(rnn.bias_ih_l0)
         self.w_ih_t, self.b_ih = w_ih.T.copy(), b_ih
         self.token_w_hh, self.token_b_hh = _np(rnn.weight_hh_l0).T.copy(), _np(rnn.bias_hh_l0)
         self.lag_gates = _np(model.lag_embed.weight) @ self.w_ih_t  # every lag's rows, folded
         self.lag_offsets = np.arange(len(model.lags)) * (c.vocab_size + 1)
-        grid = max(1, c.rows) * c.frame  # row features stop changing at the last row
-        pos = model._positions(torch.arange(grid, device=model.embed.weight.device))
-        self.pos_gates = (np.zeros((grid, 3 * self.S), np.float32) if isinstance(pos, float)
-                          else _np(pos) @ self.w_ih_t)
-        self.last_row = grid - c.frame
-        self.has_positions = bool(c.rows)
+        self.pos_gates = None  # images: row and column features, folded like the lags
+        if c.rows:
+            grid = c.rows * c.frame  # row features stop changing at the last row
+            self.pos_gates = _np(model._positions(torch.arange(grid, device=model.embed.weight.device))) @ self.w_ih_t
+            self.last_row = grid - c.frame
         self.w1, self.b1 = _np(model.head[0].weight).T.copy(), _np(model.head[0].bias)
         self.w2, self.b2 = _np(model.head[2].weight).T.copy(), _np(model.head[2].bias)
         self.embed = _np(model.embed.weight)

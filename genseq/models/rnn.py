@@ -60,10 +60,15 @@ class RNNLM(nn.Module):
         return logits.squeeze(1), state
 
     def loss(self, batch: torch.Tensor, step: int = 0) -> dict:
-        """batch: (B, T + 1) ids -> ``{"loss": mean NLL in nats per predicted token, "bits_per_token"}``."""
-        logits, _ = self(batch[:, :-1])
-        loss = F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
-        return {"loss": loss, "bits_per_token": loss.detach() / math.log(2)}
+        return next_token_loss(self, batch)
+
+
+def next_token_loss(model, batch: torch.Tensor) -> dict:
+    """batch: (B, T + 1) ids -> ``{"loss": mean NLL in nats per predicted token, "bits_per_token"}``
+    of any model whose forward gives the logits of the token after each position."""
+    logits, _ = model(batch[:, :-1])
+    loss = F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
+    return {"loss": loss, "bits_per_token": loss.detach() / math.log(2)}
 
 
 @torch.inference_mode()
