@@ -1,0 +1,45 @@
+"""Sprite drawing speed: sprites/s of the shipped `sprites` model at batch 1, 64 and 256.
+
+Batch generation is the normal path for images: every sprite in a batch advances one pixel per
+step, so the per-step cost is shared. Each case is timed best-of-3 after a warm-up, in one process.
+Run: python bench/sprites_speed.py [--device cpu|cuda] [--threads 1]
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from genseq.device import pick_device
+from genseq.store import load_model
+from genseq.tasks import sample_images
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "sprites_speed.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    loaded = load_model("sprites", device)
+    sample_images(loaded, 2, seed=0)  # warm up
+    report = {"device": str(device), "threads": args.threads, "sprites_per_s": {}}
+    for batch in (1, 64, 256):
+        best = min(timed(loaded, batch) for _ in range(3))
+        report["sprites_per_s"][f"batch {batch}"] = round(batch / best, 1)
+    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+
+
+def timed(loaded, batch: int) -> float:
+    start = time.perf_counter()
+    sample_images(loaded, batch, seed=0)
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    main()
