@@ -28,7 +28,9 @@ def test_two_processes_train_data_parallel(tmp_path, corpus_file):
 
 
 def test_a_batch_that_does_not_split_is_refused(tmp_path, corpus_file):
+    # a slow monitor lets both ranks report before torchrun stops the one still running
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29518",
+               "--monitor-interval=10",
                "-m", "genseq", "train", "lm", str(corpus_file), "-o", str(tmp_path / "r"), "--steps", "2",
                "--batch-size", "3", "--quiet", "--device", "cpu", "--hidden", "8", "--vocab-size", "100"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300,

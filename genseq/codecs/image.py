@@ -182,9 +182,6 @@ class ImageCodec(Codec):
     def pixels(self) -> int:
         return self.height * self.width
 
-    def read(self, path) -> np.ndarray:
-        return read_image(path)
-
     def encode(self, item) -> list[int]:
         return self.encode_array(item).tolist()
 

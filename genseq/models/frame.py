@@ -243,7 +243,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 def _gru_step(gi: np.ndarray, h: np.ndarray, w_hh_t: np.ndarray, b_hh: np.ndarray, size: int) -> np.ndarray:
     """One GRU step (PyTorch's gate order r, z, n) given the input-side gates ``gi`` (B, 3S)."""
     gh = h @ w_hh_t + b_hh
-    rz = 1.0 / (1.0 + np.exp(-(gi[:, :2 * size] + gh[:, :2 * size])))
+    rz = 0.5 + 0.5 * np.tanh(0.5 * (gi[:, :2 * size] + gh[:, :2 * size]))  # sigmoid, without overflow
     n = np.tanh(gi[:, 2 * size:] + rz[:, :size] * gh[:, 2 * size:])
     z = rz[:, size:]
     return n + z * (h - n)
