@@ -73,3 +73,16 @@ def test_seeded_samples_reproduce():
     assert torch.equal(a, generate(m, [1, 2, 3], 40, batch=3, seed=5))
     assert not torch.equal(a, generate(m, [1, 2, 3], 40, batch=3, seed=6))
     assert not torch.equal(a[0], a[1])
+
+
+def test_gumbel_noise_is_standard_gumbel():
+    """The sampler's noise has the standard Gumbel law: mean Euler's gamma, variance pi^2 / 6,
+    CDF exp(-exp(-x)), and no infinite draws."""
+    import numpy as np
+
+    from genseq.models.frame import gumbel
+    g = gumbel(np.random.default_rng(0).bit_generator, (200, 1000)).astype(np.float64)
+    assert g.shape == (200, 1000) and np.isfinite(g).all()
+    assert abs(g.mean() - 0.5772) < 0.01 and abs(g.var() - np.pi ** 2 / 6) < 0.02
+    for x in (-1.0, 0.0, 1.0, 3.0):
+        assert abs((g <= x).mean() - np.exp(-np.exp(-x))) < 0.005

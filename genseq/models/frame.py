@@ -190,103 +190,187 @@ class FrameLM(nn.Module):
         """``steps`` tokens after a primed ``state`` (whose next-token logits are ``logits``),
         sampled exactly by Gumbel-max at ``temperature`` (0: greedy). Returns (B, steps) ids.
 
-        Both tiers run as NumPy float32 matrix products with every input-side product folded
-        into lookup tables (lags, positions) or done once per frame (contexts), so a token costs
-        one small GRU step and the head: this is what makes audio faster than real time.
+        A token costs about twenty-five NumPy calls on (3, B, S) gate-major arrays (each gate a
+        contiguous block, so nothing is sliced across rows), with every input-side product
+        folded into lookup tables (lags, positions, gate biases) or done once per frame
+        (contexts); the frame tier runs once per frame, its products in torch. This is what
+        makes audio faster than real time (``bench/audio_speed.py``). The noise is drawn a frame
+        at a time from ``seed``: the same seed gives the same tokens.
         """
-        c, Fr, K = self.config, self.frame, self.history_len
-        weights = NumpyWeights(self)
-        S, V = c.token_hidden, c.vocab_size
-        rng = np.random.default_rng(seed)
-        B = state.history.shape[0]
-        tokens = np.empty((B, K + steps), np.int64)  # the history, then what is generated
-        tokens[:, :K] = state.history.cpu().numpy()
-        frame_h = [h for h in _np(state.frame_h)]
-        token_h = _np(state.token_h)[0]
-        gates = weights.context_gates(_np(state.context))
-        lag_rows, lag_back = weights.lag_offsets[:, None], K + 1 - np.array(self.lags)
-        w_hh, b_hh, w1, b1 = weights.token_w_hh, weights.token_b_hh, weights.w1, weights.b1
-        scale = 1.0 / temperature if temperature > 0 else 1.0  # folded into the last layer
-        w2, b2 = weights.w2 * scale, weights.b2 * scale
-        scores, t = _np(logits) * scale, state.position
-        noise = None
+        Fr, K = self.frame, self.history_len
+        w = FastWeights(self, temperature)
+        B, V = state.history.shape[0], self.config.vocab_size
+        bits = np.random.default_rng(seed).bit_generator
+        tokens = np.empty((K + steps, B), np.int64)  # the history, then what is generated; time-major
+        tokens[:K] = state.history.cpu().numpy().T
+        frame_h = list(_np(state.frame_h).copy())
+        h = _np(state.token_h)[0].copy()
+        gates = w.context_gates(_np(state.context))
+        lags = [(w.lag_tables[k], K + 1 - lag) for k, lag in enumerate(self.lags)]  # lag j of input i: row K + i + 1 - j
+        scores, t = _np(logits) * w.scale, state.position
+        noise = np.zeros((Fr, B, V), np.float32)  # greedy: no noise
         for i in range(steps):
-            if temperature == 0:
-                token = scores.argmax(-1)
-            else:
-                if i % Fr == 0:  # a frame's Gumbel noise at once: -log of Exp(1) draws
-                    noise = -np.log(rng.standard_exponential((Fr, B, V), dtype=np.float32) + 1e-38)
-                token = (scores + noise[i % Fr]).argmax(-1)
-            tokens[:, K + i] = token
+            j = i % Fr
+            if j == 0 and temperature > 0:
+                noise = gumbel(bits, (Fr, B, V))  # a frame's noise at once
+            scores += noise[j]
+            tokens[K + i] = scores.argmax(-1)
             if i + 1 == steps:
                 break
             if progress is not None and (i + 1) % 1024 == 0:
                 progress(i + 1)
             column = t % Fr
             if column == 0:  # the token completes a frame: the frame tier reads it
-                gates = weights.context_gates(weights.frame_step(tokens[:, K + i + 1 - Fr:K + i + 1], frame_h))
-            gi = gates[column] + weights.lag_gates[lag_rows + tokens[:, lag_back + i].T].sum(0)
-            if weights.pos_gates is not None:
-                gi += weights.position_gates(t)
-            token_h = _gru_step(gi, token_h, w_hh, b_hh, S)
-            scores = np.maximum(token_h @ w1 + b1, 0.0) @ w2 + b2
+                gates = w.context_gates(w.frame_step(tokens[K + i + 1 - Fr:K + i + 1], frame_h))
+            (table, back), *more = lags
+            gi = gates[column] + table[:, tokens[back + i]]
+            for table, back in more:
+                gi += table[:, tokens[back + i]]
+            if w.pos_gates is not None:
+                gi += w.position_gates(t)
+            h = w.token.step(gi, np.matmul(h, w.token.w_hh), h)
+            scores = w.head(h)
             t += 1
         if progress is not None:
             progress(steps)
-        return torch.from_numpy(tokens[:, K:].copy())
+        return torch.from_numpy(np.ascontiguousarray(tokens[K:].T))
+
+
+def gumbel(bits: np.random.BitGenerator, shape: tuple) -> np.ndarray:
+    """Standard Gumbel noise -log(-log u), float32, from 23 random bits per draw: the bits fill
+    the mantissa of a float in [1, 2), which less (1 - 2^-24) is u, strictly inside (0, 1), so
+    the noise is finite. This costs about a third of NumPy's float32 exponential draws, which
+    matters at 2,048 draws per step for 8 audio takes."""
+    n = int(np.prod(shape))
+    u = bits.random_raw((n + 1) // 2).view(np.uint32)[:n] >> 9
+    u |= np.uint32(0x3F800000)  # exponent of 1.0
+    u = u.view(np.float32)
+    u -= np.float32(1 - 2.0 ** -24)
+    np.log(u, out=u)
+    np.negative(u, out=u)
+    np.log(u, out=u)
+    np.negative(u, out=u)
+    return u.reshape(shape)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy()
 
 
-def _gru_step(gi: np.ndarray, h: np.ndarray, w_hh_t: np.ndarray, b_hh: np.ndarray, size: int) -> np.ndarray:
-    """One GRU step (PyTorch's gate order r, z, n) given the input-side gates ``gi`` (B, 3S)."""
-    gh = h @ w_hh_t + b_hh
-    rz = 0.5 + 0.5 * np.tanh(0.5 * (gi[:, :2 * size] + gh[:, :2 * size]))  # sigmoid, without overflow
-    n = np.tanh(gi[:, 2 * size:] + rz[:, :size] * gh[:, 2 * size:])
-    z = rz[:, size:]
-    return n + z * (h - n)
+def _mm(x: np.ndarray, w: torch.Tensor) -> np.ndarray:
+    """x @ w (w may carry a leading gate axis) through torch: at frame-tier sizes its small-batch
+    products beat NumPy's BLAS by up to three times."""
+    return torch.matmul(torch.from_numpy(x), w).numpy()
 
 
-class NumpyWeights:
-    """A FrameLM's weights as float32 NumPy arrays, folded for :meth:`FrameLM.sample_fast`."""
+def _gate_major(w: np.ndarray) -> np.ndarray:
+    """(..., 3S) -> (3, ..., S): each gate's block contiguous, so the step slices nothing."""
+    *lead, width = w.shape
+    return np.ascontiguousarray(np.moveaxis(w.reshape(*lead, 3, width // 3), -2, 0))
 
-    def __init__(self, model: FrameLM):
+
+class FoldedGRU:
+    """One GRU layer's weights for NumPy stepping, gate-major, with sigmoid(x) = (1 + tanh(x/2)) / 2
+    folded in: the r and z columns of the input side are halved (their hidden biases moved
+    there), and the whole hidden side is halved, so its n block takes (1 + tanh) in place of 2r.
+    """
+
+    def __init__(self, w_ih: torch.Tensor, b_ih: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor):
+        S = w_hh.shape[1]
+        half = np.ones(3 * S, np.float32)
+        half[:2 * S] = 0.5
+        b_hh = _np(b_hh)
+        b_in = _np(b_ih) * half
+        b_in[:2 * S] += 0.5 * b_hh[:2 * S]
+        self.w_ih = _np(w_ih).T * half  # (in, 3S), for folding into tables
+        self.b_ih = _gate_major(b_in)[:, None]  # (3, 1, S)
+        self.w_hh = _gate_major(_np(w_hh).T * 0.5)  # (3, S, S): np.matmul(h, w_hh) is (3, B, S)
+        self.b_hn = 0.5 * b_hh[2 * S:]
+
+    def step(self, gi: np.ndarray, gh: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """The new state (B, S) from the folded input-side gates ``gi`` (3, B, S, bias included)
+        and the hidden-side products ``gh = np.matmul(h, w_hh)`` (3, B, S); both are overwritten."""
+        rz = gi[:2]
+        rz += gh[:2]
+        np.tanh(rz, out=rz)
+        rz += 1.0  # 2 sigmoid: the halves are in the weights
+        n = gh[2]
+        n += self.b_hn
+        n *= rz[0]
+        n += gi[2]
+        np.tanh(n, out=n)
+        h = h - n
+        h *= rz[1]
+        h *= 0.5
+        h += n
+        return h
+
+
+class FastWeights:
+    """A FrameLM's weights folded for :meth:`FrameLM.sample_fast`, as float32 arrays: lag and
+    position embeddings pushed through the token GRU's input weights into gate tables, the
+    temperature folded into the head's last layer. The frame tier's matrices are torch tensors
+    (over the same memory): at these sizes torch's small-batch products beat NumPy's BLAS."""
+
+    def __init__(self, model: FrameLM, temperature: float = 1.0):
         c, rnn = model.config, model.token_rnn
         self.S, self.frame = c.token_hidden, c.frame
-        w_ih, b_ih = _np(rnn.weight_ih_l0), _np(rnn.bias_ih_l0)
-        self.w_ih_t, self.b_ih = w_ih.T.copy(), b_ih
-        self.token_w_hh, self.token_b_hh = _np(rnn.weight_hh_l0).T.copy(), _np(rnn.bias_hh_l0)
-        self.lag_gates = _np(model.lag_embed.weight) @ self.w_ih_t  # every lag's rows, folded
-        self.lag_offsets = np.arange(len(model.lags)) * (c.vocab_size + 1)
+        self.token = FoldedGRU(rnn.weight_ih_l0, rnn.bias_ih_l0, rnn.weight_hh_l0, rnn.bias_hh_l0)
+        w_ih = self.token.w_ih
+        lag_gates = _gate_major(_np(model.lag_embed.weight) @ w_ih)  # (3, lags x (V + 1), S)
+        self.lag_tables = [np.ascontiguousarray(t) for t in np.split(lag_gates, len(model.lags), axis=1)]
+        self.lag_tables[0] += self.token.b_ih  # every step adds the first table: the gate biases ride in it
         self.pos_gates = None  # images: row and column features, folded like the lags
         if c.rows:
             grid = c.rows * c.frame  # row features stop changing at the last row
-            self.pos_gates = _np(model._positions(torch.arange(grid, device=model.embed.weight.device))) @ self.w_ih_t
+            positions = _np(model._positions(torch.arange(grid, device=model.embed.weight.device)))
+            self.pos_gates = _gate_major(positions @ w_ih)[:, :, None]  # (3, grid, 1, S)
             self.last_row = grid - c.frame
+        self.scale = 1.0 / temperature if temperature > 0 else 1.0
         self.w1, self.b1 = _np(model.head[0].weight).T.copy(), _np(model.head[0].bias)
-        self.w2, self.b2 = _np(model.head[2].weight).T.copy(), _np(model.head[2].bias)
+        self.w2 = np.ascontiguousarray(_np(model.head[2].weight).T * self.scale)
+        self.b2 = _np(model.head[2].bias) * self.scale
         self.embed = _np(model.embed.weight)
-        self.frame_in_t, self.frame_in_b = _np(model.frame_in.weight).T.copy(), _np(model.frame_in.bias)
-        frnn, self.H = model.frame_rnn, c.frame_hidden
-        self.frame_layers = [(_np(getattr(frnn, f"weight_ih_l{k}")).T.copy(), _np(getattr(frnn, f"bias_ih_l{k}")),
-                              _np(getattr(frnn, f"weight_hh_l{k}")).T.copy(), _np(getattr(frnn, f"bias_hh_l{k}")))
+        self.frame_in, self.frame_in_b = torch.from_numpy(_np(model.frame_in.weight).T.copy()), _np(model.frame_in.bias)
+        frnn = model.frame_rnn
+        self.frame_layers = [FoldedGRU(*(getattr(frnn, f"{name}_l{k}") for name in
+                                         ("weight_ih", "bias_ih", "weight_hh", "bias_hh")))
                              for k in range(c.frame_layers)]
-        self.frame_out_t, self.frame_out_b = _np(model.frame_out.weight).T.copy(), _np(model.frame_out.bias)
+        self.frame_torch = [(torch.from_numpy(_gate_major(g.w_ih)), torch.from_numpy(g.w_hh)) for g in self.frame_layers]
+        self.frame_out = torch.from_numpy(_np(model.frame_out.weight).T.copy())
+        self.frame_out_b = _np(model.frame_out.bias)
+        self.context_w = torch.from_numpy(w_ih)
 
     def position_gates(self, t: int) -> np.ndarray:
-        return self.pos_gates[min(t, self.last_row + t % self.frame)]
+        return self.pos_gates[:, min(t, self.last_row + t % self.frame)]
+
+    def head(self, h: np.ndarray) -> np.ndarray:
+        """Token-tier outputs (B, S) -> logits over temperature (B, V)."""
+        x = h @ self.w1
+        x += self.b1
+        np.maximum(x, 0.0, out=x)
+        scores = x @ self.w2
+        scores += self.b2
+        return scores
 
     def context_gates(self, context: np.ndarray) -> np.ndarray:
-        """Contexts (B, F, S) -> the token GRU's input gates per position (F, B, 3S)."""
-        return np.ascontiguousarray((context @ self.w_ih_t + self.b_ih).transpose(1, 0, 2))
+        """Contexts (B, F, S) -> their products with the token GRU's folded input weights, per
+        position (F, 3, B, S); the biases are in the first lag table."""
+        B = len(context)
+        gates = _mm(context.reshape(B * self.frame, self.S), self.context_w)  # (B x F, 3S)
+        return np.ascontiguousarray(gates.reshape(B, self.frame, 3, self.S).transpose(1, 2, 0, 3))
 
     def frame_step(self, frame: np.ndarray, frame_h: list) -> np.ndarray:
-        """Read one frame (B, F) ids, updating ``frame_h`` (one (B, H) per layer) in place;
-        return the next frame's contexts (B, F, S)."""
-        x = np.maximum(self.embed[frame].reshape(len(frame), -1) @ self.frame_in_t + self.frame_in_b, 0.0)
-        for k, (w_ih_t, b_ih, w_hh_t, b_hh) in enumerate(self.frame_layers):
-            frame_h[k] = x = _gru_step(x @ w_ih_t + b_ih, frame_h[k], w_hh_t, b_hh, self.H)
-        out = x @ self.frame_out_t + self.frame_out_b
-        return out.reshape(len(frame), self.frame, self.S)
+        """Read one frame, ids (F, B) time-major, updating ``frame_h`` (one (B, H) per layer) in
+        place; return the next frame's contexts (B, F, S)."""
+        B = frame.shape[1]
+        x = _mm(self.embed[frame.T].reshape(B, -1), self.frame_in)
+        x += self.frame_in_b
+        np.maximum(x, 0.0, out=x)
+        for k, (gru, (w_ih, w_hh)) in enumerate(zip(self.frame_layers, self.frame_torch)):
+            gi = _mm(x, w_ih)
+            gi += gru.b_ih
+            frame_h[k] = x = gru.step(gi, _mm(frame_h[k], w_hh), frame_h[k])
+        out = _mm(x, self.frame_out)
+        out += self.frame_out_b
+        return out.reshape(B, self.frame, self.S)
