@@ -112,6 +112,9 @@ def training_options(batch_size: int, lr: float, hidden: int):
         click.option("--seed", type=int, default=0, help="Seed for the split, initialisation and batches."),
         click.option("--keep-checkpoints", type=click.IntRange(min=0), default=0,
                      help="Also keep the last N checkpoints in RUN/checkpoints/ (0: only the latest)."),
+        click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+                     help="Validate and write the model as an exponential moving average of the weights "
+                          "with this decay (0.999 suits small corpora that overfit; 0: off)."),
         click.option("--precision", type=click.Choice(["float32", "bf16", "fp16"]), default="float32",
                      help="Mixed precision for the forward pass: bf16 (CPU or GPU), fp16 (CUDA)."),
         click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model (slow to start)."),
@@ -123,7 +126,7 @@ def training_options(batch_size: int, lr: float, hidden: int):
 
 
 def run_training(task, corpus, run_dir, steps, minutes, valid_path, valid_fraction, tokenizer,
-                 vocab_size, batch_size, lr, valid_every, seed, keep_checkpoints, precision, compile_model,
+                 vocab_size, batch_size, lr, valid_every, seed, keep_checkpoints, ema, precision, compile_model,
                  resume, quiet, device, seq_len=None,
                  sample_rate=16000, palette=167, size=(32, 32), colormap=None, **model_config):
     if steps is not None and minutes is not None:
@@ -132,7 +135,7 @@ def run_training(task, corpus, run_dir, steps, minutes, valid_path, valid_fracti
         steps = 2000
     config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, seq_len=seq_len, lr=lr,
                          valid_every=valid_every, seed=seed, keep_checkpoints=keep_checkpoints,
-                         precision=precision, compile=compile_model)
+                         precision=precision, compile=compile_model, ema=ema)
     codec_options = dict(tokenizer=tokenizer, vocab_size=vocab_size, sample_rate=sample_rate,
                          palette=palette, size=size, colormap=colormap)
     try:

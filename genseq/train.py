@@ -1,7 +1,7 @@
 """One training loop for every model and modality.
 
-AdamW, gradient clipping, linear warm-up then cosine decay, periodic validation, a progress bar,
-``metrics.jsonl``, and atomic checkpoints from which ``--resume`` continues exactly: the batch of
+AdamW, gradient clipping, linear warm-up then cosine decay, an optional moving average of the
+weights, periodic validation, a progress bar, ``metrics.jsonl``, and atomic checkpoints from which ``--resume`` continues exactly: the batch of
 each step is a function of (seed, step), and the model, optimizer, step and RNG states are restored.
 
 A model plugs in through ``model.loss(batch, step) -> {"loss": ..., other stats}``; a ``validate(model)``
@@ -43,6 +43,7 @@ class TrainConfig:
     keep_checkpoints: int = 0  # also keep this many past checkpoints in RUN/checkpoints/
     precision: str = "float32"  # or bf16 / fp16: autocast for the forward pass, fp32 weights
     compile: bool = False  # torch.compile the model's forward
+    ema: float = 0.0  # > 0: validate and write model.pt / best.pt with an exponential moving average
 
 
 def learning_rate(config: TrainConfig, step: int, total: int | None) -> float:
@@ -117,11 +118,41 @@ class Trainer:
             self.model.forward = torch.compile(self.model.forward)
         self.compute_loss = distributed.wrap(self.model, device)
         self.autocast, self.scaler = mixed_precision(config.precision, device)
+        self.params = dict(self.model.named_parameters())
+        self.ema = {name: p.detach().clone() for name, p in self.params.items()} if config.ema else None
+
+    # -- the moving average of the weights (Polyak averaging) ----------------------------------
+    def _update_ema(self) -> None:
+        """ema <- ema + (1 - d) (weights - ema), with d = min(--ema, (1 + step) / (10 + step)) so
+        that the average forgets the random initialisation early on."""
+        decay = min(self.config.ema, (1 + self.step) / (10 + self.step))
+        for name, average in self.ema.items():
+            average.lerp_(self.params[name].detach(), 1 - decay)
+
+    @contextmanager
+    def averaged(self):
+        """The model holds the averaged weights inside this block (no-op without --ema)."""
+        if self.ema is None:
+            yield
+            return
+        trained = {name: p.detach().clone() for name, p in self.params.items()}
+        with torch.no_grad():
+            for name, p in self.params.items():
+                p.copy_(self.ema[name])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, p in self.params.items():
+                    p.copy_(trained[name])
 
     # -- state ---------------------------------------------------------------------------------
-    def _model_file(self) -> dict:
-        return model_record(self.model, self.codec, self.task, **self.meta, valid=self.valid,
-                            step=self.step)
+    def _model_file(self, averaged: bool = True) -> dict:
+        """The model file's contents; under --ema, with the averaged weights unless told not to."""
+        record = model_record(self.model, self.codec, self.task, **self.meta, valid=self.valid, step=self.step)
+        if averaged and self.ema is not None:
+            record["model"] = {**record["model"], **self.ema}
+        return record
 
     def save(self) -> None:
         """Write ``checkpoint.pt``, ``model.pt`` and, when validation improved, ``best.pt``, each
@@ -132,8 +163,10 @@ class Trainer:
         improved = self.valid is not None and (self.best is None or self.valid["loss"] < self.best)
         if improved:
             self.best = self.valid["loss"]
-        checkpoint = {**model_file, "optimizer": self.optimizer.state_dict(), "total_steps": self.total,
-                      "train": asdict(self.config), "rng_cpu": torch.get_rng_state(), "best": self.best}
+        trained = self._model_file(averaged=False) if self.ema is not None else model_file
+        checkpoint = {**trained, "optimizer": self.optimizer.state_dict(), "total_steps": self.total,
+                      "train": asdict(self.config), "rng_cpu": torch.get_rng_state(), "best": self.best,
+                      "ema": self.ema}
         if self.device.type == "cuda":
             checkpoint["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         save_atomic(checkpoint, self.run_dir / CHECKPOINT_FILE)
@@ -165,6 +198,8 @@ class Trainer:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.step, self.total, self.valid = checkpoint["step"], checkpoint["total_steps"], checkpoint["valid"]
         self.best = checkpoint.get("best")
+        if self.ema is not None:
+            self.ema = {name: t.to(self.device) for name, t in checkpoint["ema"].items()}
         torch.set_rng_state(checkpoint["rng_cpu"])
         if "rng_cuda" in checkpoint and self.device.type == "cuda":
             torch.cuda.set_rng_state(checkpoint["rng_cuda"], self.device)
@@ -186,7 +221,8 @@ class Trainer:
             return None
         self.model.eval()
         start = time.perf_counter()
-        metrics = self.validate(self.model)
+        with self.averaged():
+            metrics = self.validate(self.model)
         self.model.train()
         if not math.isfinite(metrics["loss"]):
             raise GenseqError(f"validation loss became {metrics['loss']} at step {self.step}; the last "
@@ -233,6 +269,8 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
+                if self.ema is not None:
+                    self._update_ema()
                 self.step += 1
                 window_tokens += batch[:, 1:].numel() * self.world
                 bar.update(1)

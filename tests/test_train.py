@@ -53,17 +53,39 @@ def test_training_lowers_validation_loss(tmp_path, corpus_file):
     assert record["valid"]["bits_per_char"] == pytest.approx(valid[-1]["bits_per_char"])
 
 
-def test_resume_continues_exactly(tmp_path, corpus_file):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_continues_exactly(tmp_path, corpus_file, ema):
     kw = dict(model_config={**TINY_MODEL, "dropout": 0.2}, codec_options={"vocab_size": 300}, progress=False)
-    train("lm", corpus_file, tmp_path / "whole", train_config=config(), **kw)
-    train("lm", corpus_file, tmp_path / "split", train_config=config(), stop_at=11, **kw)
+    train("lm", corpus_file, tmp_path / "whole", train_config=config(ema=ema), **kw)
+    train("lm", corpus_file, tmp_path / "split", train_config=config(ema=ema), stop_at=11, **kw)
     assert read_file(tmp_path / "split" / "checkpoint.pt")["step"] == 11
-    train("lm", corpus_file, tmp_path / "split", train_config=config(), resume=True, **kw)
+    train("lm", corpus_file, tmp_path / "split", train_config=config(ema=ema), resume=True, **kw)
     whole = read_file(tmp_path / "whole" / "model.pt")
     split = read_file(tmp_path / "split" / "model.pt")
     for name, tensor in whole["model"].items():
         assert torch.equal(tensor, split["model"][name]), name
     assert whole["valid"] == split["valid"]
+
+
+def test_ema_writes_and_scores_the_averaged_weights(tmp_path, corpus_file):
+    """Under --ema, model.pt holds the moving average (not the last weights, which the checkpoint
+    keeps for resuming), and the logged validation scores it."""
+    from genseq.codecs import read_corpus
+    from genseq.store import load_model
+    from genseq.tasks import lm_metrics
+    lines = corpus_file.read_text().splitlines()
+    corpus, valid = tmp_path / "train.txt", tmp_path / "valid.txt"
+    corpus.write_text("\n".join(lines[40:]) + "\n")
+    valid.write_text("\n".join(lines[:40]) + "\n")
+    run = tmp_path / "run"
+    train("lm", corpus, run, train_config=config(ema=0.9, lr=1e-2), valid=valid, model_config=TINY_MODEL,
+          codec_options={"vocab_size": 300}, progress=False)
+    model, checkpoint = read_file(run / "model.pt"), read_file(run / "checkpoint.pt")
+    differ = [name for name, t in model["model"].items() if not torch.equal(t, checkpoint["model"][name])]
+    assert differ and all(torch.equal(checkpoint["ema"][name], model["model"][name]) for name in differ)
+    loaded = load_model(str(run))
+    rescored = lm_metrics(loaded.model.eval(), loaded.codec, read_corpus(valid, "text"))
+    assert rescored["loss"] == pytest.approx(model["valid"]["loss"], rel=1e-5)
 
 
 def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
