@@ -86,3 +86,22 @@ def test_gumbel_noise_is_standard_gumbel():
     assert abs(g.mean() - 0.5772) < 0.01 and abs(g.var() - np.pi ** 2 / 6) < 0.02
     for x in (-1.0, 0.0, 1.0, 3.0):
         assert abs((g <= x).mean() - np.exp(-np.exp(-x))) < 0.005
+
+
+@pytest.mark.parametrize("prime_length", [3, 4])  # the two draws inside a frame, and across its edge
+def test_pairs_of_draws_follow_the_model(prime_length):
+    """The joint law of two consecutive draws is p(a) p(b | a): the sampler's state follows its
+    own draws and the noise is fresh at every step (frame = 5, so prime 4 puts the frame tier
+    between the two draws)."""
+    m = model()
+    prime = torch.arange(1, prime_length + 1)
+    logits, state = m(prime[None])
+    first = logits[0, -1].softmax(-1)
+    second = torch.stack([m.step(torch.tensor([a]), state)[0][0].softmax(-1) for a in range(20)])
+    expected = first[:, None] * second  # (a, b)
+    n = 40000
+    draws = generate(m, prime, 2, batch=n, seed=1)
+    observed = torch.bincount(draws[:, 0] * 20 + draws[:, 1], minlength=400).view(20, 20).double() / n
+    assert (observed - expected).abs().max() < 0.01
+    chi2 = ((observed - expected) ** 2 / expected.clamp(min=1e-9)).sum() * n
+    assert chi2 < 500  # 399 degrees of freedom: mean 399, sd 28
