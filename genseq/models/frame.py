@@ -191,32 +191,42 @@ class FrameLM(nn.Module):
         """``steps`` tokens after a primed ``state`` (whose next-token logits are ``logits``),
         sampled exactly by Gumbel-max at ``temperature`` (0: greedy). Returns (B, steps) ids.
 
-        A token costs about twenty-five NumPy calls on (3, B, S) gate-major arrays (each gate a
+        A token costs about twenty NumPy calls on (3, B, S) gate-major arrays (each gate a
         contiguous block, so nothing is sliced across rows), with every input-side product
         folded into lookup tables (lags, positions, gate biases) or done once per frame
-        (contexts); the frame tier runs once per frame, its products in torch. This is what
-        makes audio faster than real time (``bench/audio_speed.py``). The noise is drawn a frame
-        at a time from ``seed``: the same seed gives the same tokens.
+        (contexts); the frame tier runs once per frame, its products in torch. This is what makes
+        audio faster than real time (``bench/audio_speed.py``).
+        The noise is drawn a frame at a time from ``seed``: the same seed gives the same tokens.
         """
         Fr, K = self.frame, self.history_len
         w = FastWeights(self, temperature)
         B, V = state.history.shape[0], self.config.vocab_size
-        bits = np.random.default_rng(seed).bit_generator
         tokens = np.empty((K + steps, B), np.int64)  # the history, then what is generated; time-major
         tokens[:K] = state.history.cpu().numpy().T
-        frame_h = list(_np(state.frame_h).copy())
+        frame_h = [h.copy() for h in _np(state.frame_h)]
         h = _np(state.token_h)[0].copy()
         gates = w.context_gates(_np(state.context))
-        lags = [(w.lag_tables[k], K + 1 - lag) for k, lag in enumerate(self.lags)]  # lag j of input i: row K + i + 1 - j
-        scores, t = _np(logits) * w.scale, state.position
+        # lag j of input i is row K + i + 1 - j; the first table carries the gate biases
+        (table, back), *more = [(w.lag_tables[k], K + 1 - lag) for k, lag in enumerate(self.lags)]
+        position_gates = w.position_gates if w.pos_gates is not None else None
+        gru, head = w.token, w.head
+        scores, t = _np(logits) * w.scale - w.b2, state.position  # the noise carries the head's last bias
+        bits = np.random.default_rng(seed).bit_generator
+
+        def draw_noise() -> np.ndarray:  # one frame's noise, (F, B, V), plus the head's last bias
+            if temperature <= 0:  # greedy: no noise
+                return np.broadcast_to(w.b2, (Fr, B, V))
+            noise = gumbel(bits, (Fr, B, V))
+            noise += w.b2
+            return noise
+
         with one_torch_thread():  # the products are small: more threads spin more than they help
-            noise = np.zeros((Fr, B, V), np.float32)  # greedy: no noise
             for i in range(steps):
                 j = i % Fr
-                if j == 0 and temperature > 0:
-                    noise = gumbel(bits, (Fr, B, V))  # a frame's noise at once
+                if j == 0:
+                    noise = draw_noise()  # a frame's noise at once
                 scores += noise[j]
-                tokens[K + i] = scores.argmax(-1)
+                scores.argmax(-1, out=tokens[K + i])
                 if i + 1 == steps:
                     break
                 if progress is not None and (i + 1) % 1024 == 0:
@@ -224,14 +234,13 @@ class FrameLM(nn.Module):
                 column = t % Fr
                 if column == 0:  # the token completes a frame: the frame tier reads it
                     gates = w.context_gates(w.frame_step(tokens[K + i + 1 - Fr:K + i + 1], frame_h))
-                (table, back), *more = lags
                 gi = gates[column] + table[:, tokens[back + i]]
-                for table, back in more:
-                    gi += table[:, tokens[back + i]]
-                if w.pos_gates is not None:
-                    gi += w.position_gates(t)
-                h = w.token.step(gi, np.matmul(h, w.token.w_hh), h)
-                scores = w.head(h)
+                for extra, lag_back in more:
+                    gi += extra[:, tokens[lag_back + i]]
+                if position_gates is not None:
+                    gi += position_gates(t)
+                h = gru.step(gi, np.matmul(h, gru.w_hh), h)
+                scores = head(h)
                 t += 1
         if progress is not None:
             progress(steps)
@@ -359,13 +368,12 @@ class FastWeights:
         return self.pos_gates[:, min(t, self.last_row + t % self.frame)]
 
     def head(self, h: np.ndarray) -> np.ndarray:
-        """Token-tier outputs (B, S) -> logits over temperature (B, V)."""
+        """Token-tier outputs (B, S) -> logits over temperature (B, V), less the last bias ``b2``
+        (the sampler adds it with the noise, once per frame)."""
         x = h @ self.w1
         x += self.b1
         np.maximum(x, 0.0, out=x)
-        scores = x @ self.w2
-        scores += self.b2
-        return scores
+        return x @ self.w2
 
     def context_gates(self, context: np.ndarray) -> np.ndarray:
         """Contexts (B, F, S) -> their products with the token GRU's folded input weights, per
