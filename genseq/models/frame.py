@@ -206,7 +206,11 @@ class FrameLM(nn.Module):
         frame_h = [h.copy() for h in _np(state.frame_h)]
         h = _np(state.token_h)[0].copy()
         gates = w.context_gates(_np(state.context))
-        # lag j of input i is row K + i + 1 - j; the first table carries the gate biases
+        # lag j of input i is row K + i + 1 - j of ``rows``: each token as its three gates' rows
+        # of a lag table (``take`` along the first axis is the cheapest gather NumPy has); the
+        # first table carries the gate biases
+        rows = np.empty((K + steps, 3, B), np.int64)
+        np.add(tokens[:K, None], w.gate_offsets, out=rows[:K])
         (table, back), *more = [(w.lag_tables[k], K + 1 - lag) for k, lag in enumerate(self.lags)]
         position_gates = w.position_gates if w.pos_gates is not None else None
         gru, head = w.token, w.head
@@ -229,14 +233,16 @@ class FrameLM(nn.Module):
                 scores.argmax(-1, out=tokens[K + i])
                 if i + 1 == steps:
                     break
+                np.add(tokens[K + i], w.gate_offsets, out=rows[K + i])
                 if progress is not None and (i + 1) % 1024 == 0:
                     progress(i + 1)
                 column = t % Fr
                 if column == 0:  # the token completes a frame: the frame tier reads it
                     gates = w.context_gates(w.frame_step(tokens[K + i + 1 - Fr:K + i + 1], frame_h))
-                gi = gates[column] + table[:, tokens[back + i]]
+                gi = table.take(rows[back + i], 0)
+                gi += gates[column]
                 for extra, lag_back in more:
-                    gi += extra[:, tokens[lag_back + i]]
+                    gi += extra.take(rows[lag_back + i], 0)
                 if position_gates is not None:
                     gi += position_gates(t)
                 h = gru.step(gi, np.matmul(h, gru.w_hh), h)
@@ -341,8 +347,10 @@ class FastWeights:
         self.token = FoldedGRU(rnn.weight_ih_l0, rnn.bias_ih_l0, rnn.weight_hh_l0, rnn.bias_hh_l0)
         w_ih = self.token.w_ih
         lag_gates = _gate_major(_np(model.lag_embed.weight) @ w_ih)  # (3, lags x (V + 1), S)
-        self.lag_tables = [np.ascontiguousarray(t) for t in np.split(lag_gates, len(model.lags), axis=1)]
-        self.lag_tables[0] += self.token.b_ih  # every step adds the first table: the gate biases ride in it
+        tables = np.split(lag_gates, len(model.lags), axis=1)
+        tables[0] = tables[0] + self.token.b_ih  # every step adds the first table: the gate biases ride in it
+        self.lag_tables = [t.reshape(-1, self.S) for t in tables]  # (3 x (V + 1), S): gate g of id v is row g (V + 1) + v
+        self.gate_offsets = np.arange(3)[:, None] * (c.vocab_size + 1)  # (3, 1)
         self.pos_gates = None  # images: row and column features, folded like the lags
         if c.rows:
             grid = c.rows * c.frame  # row features stop changing at the last row
