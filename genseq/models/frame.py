@@ -206,11 +206,11 @@ class FrameLM(nn.Module):
         frame_h = [h.copy() for h in _np(state.frame_h)]
         h = _np(state.token_h)[0].copy()
         gates = w.context_gates(_np(state.context))
-        # lag j of input i is row K + i + 1 - j of ``rows``: each token as its three gates' rows
-        # of a lag table (``take`` along the first axis is the cheapest gather NumPy has); the
-        # first table carries the gate biases
-        rows = np.empty((K + steps, 3, B), np.int64)
-        np.add(tokens[:K, None], w.gate_offsets, out=rows[:K])
+        # lag j of input i is token K + i + 1 - j; ``rows`` holds the last K tokens as their three
+        # gates' rows of a lag table (token r at r % K; ``take`` along the first axis is the
+        # cheapest gather NumPy has); the first table carries the gate biases
+        rows = np.empty((K, 3, B), np.int64)
+        np.add(tokens[:K, None], w.gate_offsets, out=rows)
         (table, back), *more = [(w.lag_tables[k], K + 1 - lag) for k, lag in enumerate(self.lags)]
         position_gates = w.position_gates if w.pos_gates is not None else None
         gru, head = w.token, w.head
@@ -233,16 +233,16 @@ class FrameLM(nn.Module):
                 scores.argmax(-1, out=tokens[K + i])
                 if i + 1 == steps:
                     break
-                np.add(tokens[K + i], w.gate_offsets, out=rows[K + i])
+                np.add(tokens[K + i], w.gate_offsets, out=rows[i % K])
                 if progress is not None and (i + 1) % 1024 == 0:
                     progress(i + 1)
                 column = t % Fr
                 if column == 0:  # the token completes a frame: the frame tier reads it
                     gates = w.context_gates(w.frame_step(tokens[K + i + 1 - Fr:K + i + 1], frame_h))
-                gi = table.take(rows[back + i], 0)
+                gi = table.take(rows[(back + i) % K], 0)
                 gi += gates[column]
                 for extra, lag_back in more:
-                    gi += extra.take(rows[lag_back + i], 0)
+                    gi += extra.take(rows[(lag_back + i) % K], 0)
                 if position_gates is not None:
                     gi += position_gates(t)
                 h = gru.step(gi, np.matmul(h, gru.w_hh), h)
