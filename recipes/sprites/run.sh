@@ -45,7 +45,7 @@ if [ "$lecture" = 1 ]; then  # the lecture's own data: measured here, never copi
   tail -n +713 "$src/pixel_color.txt" > "$work/test.txt"
   run=${run%/sprites}/lecture
   [ "$quick" = 1 ] && lecture_args=(--steps 6 --valid-every 3 --batch-size 8 --hidden 32) \
-                   || lecture_args=(--steps 4000 --valid-every 100 --batch-size 32 --hidden 64 --dropout 0.3)
+                   || lecture_args=(--steps 4000 --valid-every 100 --batch-size 32 --hidden 64 --dropout 0.3 --ema 0.999)
   rm -rf "$run"
   genseq train lm "$work/train.txt" --colormap "$src/colormap.txt" -o "$run" "${lecture_args[@]}" --quiet
   genseq eval "$work/test.txt" --colormap "$src/colormap.txt" -m "$run/best.pt" --json | tee "$run/test.json"
