@@ -1,10 +1,9 @@
 """Audio generation speed: is the frame model's sampler faster than real time, and than the usual loops?
 
-Measures, in one process on one CPU thread (``torch.set_num_threads(1)``, one BLAS thread) unless
-marked (8 takes are also timed with torch on every core, as genseq runs outside this bench):
+Measures, in one process on one CPU thread (``torch.set_num_threads(1)``, one BLAS thread):
   - the shipped ``speech`` and ``piano`` models through ``genseq.generate.generate`` (which uses
     ``FrameLM.sample_fast``), primed with the first 1 s of a test clip and generating 2 s
-    (32,000 samples), batch 1 and batch 8; the timed call includes priming;
+    (32,000 samples), batch 1, 8 and 16; the timed call includes priming;
   - baseline A: an eager PyTorch sample-level loop, Embedding(256, 64) -> GRUCell(64, 512) ->
     Linear(512, 256), one ``torch.multinomial(softmax(logits))`` per sample under inference_mode;
   - baseline B: ``torchaudio.models.WaveRNN`` (upsample 5x5x8, hop 200, 10 res blocks, n_rnn =
@@ -16,7 +15,8 @@ Memory: the peak RSS of a fresh process (``--child SECONDS``) that loads ``speec
 1 s and generates 10 s, and one that generates 60 s (batch 1): it must not grow with length. The
 children run first, while this process holds only torch (Linux hands a parent's peak RSS over
 fork/exec to the child's ru_maxrss); each also reports its current RSS before and after sampling.
-Bars: batch 1 >= 16,000 samples/s (real time); batch 8 >= 8x real time in total.
+Bars: batch 1 >= 16,000 samples/s (real time); batch 8 >= 8x real time in total, with the 1 s prime
+counted and without it (the rate at which takes are generated, as the unprimed baselines are timed).
 Run: OMP_NUM_THREADS=1 python bench/audio_speed.py [--repeat 3] [--out bench/results/audio_speed.json]
 """
 
@@ -153,18 +153,11 @@ def main():
         prime, clip = prime_clip(loaded, corpus)
         with torch.inference_mode():  # the parallel priming forward alone, to split it off
             prime_s = best_time(lambda p, m=loaded.model: m(torch.tensor([p])), prime[:16], prime, args.repeat)
-        for batch in (1, 8):
+        for batch in (1, 8, 16):
             t = best_time(lambda n, m=loaded.model, p=prime, b=batch: generate(m, p, n, batch=b, seed=0), 320, steps,
                           args.repeat)
             record(f"{corpus}_b{batch}", batch, steps, t, args.repeat, prime_clip=clip, prime_samples=len(prime),
                    prime_s=round(prime_s, 4), sampling_only_samples_per_s=round(batch * steps / (t - prime_s), 1))
-        cores = os.cpu_count() or 1
-        if cores > 1:  # 8 takes with torch on every core (the frame tier's products); the default outside bench/
-            torch.set_num_threads(cores)
-            t = best_time(lambda n, m=loaded.model, p=prime: generate(m, p, n, batch=8, seed=0), 320, steps,
-                          args.repeat)
-            torch.set_num_threads(1)
-            record(f"{corpus}_b8_{cores}threads", 8, steps, t, args.repeat, threads=cores)
 
     gru = SampleGRU().eval()
     n = args.baseline_samples
@@ -188,15 +181,17 @@ def main():
 
     for name in list(cases):
         for base in ("gru_loop", "wavernn"):
-            b = int(name.split("_b")[-1].split("_")[0])
-            if not name.startswith(("gru_loop", "wavernn")):
+            b = int(name.split("_b")[-1])
+            if not name.startswith(("gru_loop", "wavernn")) and f"{base}_b{b}" in cases:
                 cases[name][f"vs_{base}"] = round(cases[name]["samples_per_s"] / cases[f"{base}_b{b}"]["samples_per_s"], 2)
 
     bars = {
         "batch1_realtime": {f"{c}": cases[f"{c}_b1"]["samples_per_s"] >= RATE for c in ("speech", "piano")},
         "batch8_8x_realtime": {f"{c}": cases[f"{c}_b8"]["x_realtime"] >= 8 for c in ("speech", "piano")},
-        "batch8_8x_realtime_all_cores": {c: max(v["x_realtime"] for k, v in cases.items() if k.startswith(f"{c}_b8"))
-                                         >= 8 for c in ("speech", "piano")},
+        # the same after the one-off 1 s prime: the rate at which takes are generated, as the
+        # baselines (which are not primed) are timed
+        "batch8_8x_realtime_sampling": {f"{c}": cases[f"{c}_b8"]["sampling_only_samples_per_s"] >= 8 * RATE
+                                        for c in ("speech", "piano")},
         "memory_flat": (abs(memory[-1]["peak_rss_mib_after"] - memory[0]["peak_rss_mib_after"]) < 64
                         if len(memory) > 1 else None),
     }
@@ -207,12 +202,13 @@ def main():
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 
-    print(f"\n{'case':<16}{'batch':>6}{'samples/s':>12}{'x real time':>13}{'w/o prime':>11}"
+    print(f"\n{'case':<16}{'batch':>6}{'samples/s':>12}{'x real time':>13}{'w/o prime':>11}{'x RT':>7}"
           f"{'vs GRU loop':>13}{'vs WaveRNN':>12}")
     for name, c in cases.items():
-        label = name.split("_b")[0] + (f" ({c['threads']} thr)" if "threads" in c else "")
-        print(f"{label:<16}{c['batch']:>6}{c['samples_per_s']:>12,.0f}{c['x_realtime']:>13.2f}"
-              f"{c.get('sampling_only_samples_per_s', '-'):>11}{c.get('vs_gru_loop', '-'):>13}{c.get('vs_wavernn', '-'):>12}")
+        print(f"{name.rsplit('_b', 1)[0]:<16}{c['batch']:>6}{c['samples_per_s']:>12,.0f}{c['x_realtime']:>13.2f}"
+              f"{c.get('sampling_only_samples_per_s', '-'):>11}"
+              f"{round(c['sampling_only_samples_per_s'] / RATE, 2) if 'sampling_only_samples_per_s' in c else '-':>7}"
+              f"{c.get('vs_gru_loop', '-'):>13}{c.get('vs_wavernn', '-'):>12}")
     for m in memory:
         print(f"memory: {m['seconds']:.0f} s of speech, batch 1: peak RSS {m['peak_rss_mib_after']:.1f} MiB "
               f"(before generating {m['peak_rss_mib_before']:.1f}; current RSS {m['rss_mib_before']:.1f} -> "
