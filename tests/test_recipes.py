@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,3 +33,20 @@ def test_sprites_recipe_quick_mode():
     score = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
     assert score["items"] == 39 and 0 < score["nats_per_pixel"] < 5
     assert "wrote" in result.stderr and "completions.png" in result.stderr
+
+
+def test_sprites_recipe_lecture_quick_mode(tmp_path):
+    """The lecture benchmark's branch on made-up data in the lecture's format (its own data is
+    never shipped): the first 712 images train, the rest are scored."""
+    rng = np.random.default_rng(0)
+    palette = rng.integers(0, 256, (6, 3))
+    images = rng.integers(0, 6, (720, 36))  # 720 images of 6 x 6 pixels
+    (tmp_path / "pixel_color.txt").write_text("\n".join(" ".join(map(str, row)) for row in images) + "\n")
+    (tmp_path / "colormap.txt").write_text("\n".join(" ".join(map(str, c)) for c in palette) + "\n")
+    result = subprocess.run(["bash", "recipes/sprites/run.sh", "--lecture", "--quick"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "LECTURE": str(tmp_path),
+                                 "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    score = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
+    assert score["items"] == 8 and 0 < score["nats_per_pixel"] < 5

@@ -27,7 +27,7 @@ done
 
 corpus=corpora/sprites/creatures
 if [ "$quick" = 1 ]; then
-  run=$(mktemp -d)/sprites; trap 'rm -rf "$(dirname "$run")"' EXIT
+  scratch=$(mktemp -d); run=$scratch/sprites; trap 'rm -rf "$scratch"' EXIT
   train_args=(--steps 6 --valid-every 3 --batch-size 8 --palette 16 --size 16x16 --hidden 32 --embed 8)
   count=8
 else
@@ -40,7 +40,7 @@ fi
 
 if [ "$lecture" = 1 ]; then  # the lecture's own data: measured here, never copied into the repository
   src=${LECTURE:?set LECTURE to the folder holding pixel_color.txt and colormap.txt}
-  work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+  work=$(mktemp -d); trap 'rm -rf "$work" ${scratch:+"$scratch"}' EXIT
   head -n 712 "$src/pixel_color.txt" > "$work/train.txt"
   tail -n +713 "$src/pixel_color.txt" > "$work/test.txt"
   run=${run%/sprites}/lecture
