@@ -38,11 +38,13 @@ def model_option(default: str | None = None):
                         help="A model file, a run folder, or a shipped model's name (genseq models).")
 
 
-def decoding_options(f):
-    f = click.option("--beam", type=click.IntRange(min=1, max=100), default=5,
-                     help="Beam width for --decode beam.")(f)
-    return click.option("--decode", type=click.Choice(DECODERS), default="greedy",
-                        help="How a VAE's latent code becomes a line.")(f)
+def decoding_options(default: str):
+    def apply(f):
+        f = click.option("--beam", type=click.IntRange(min=1, max=100), default=5, show_default=True,
+                         help="Beam width for --decode beam.")(f)
+        return click.option("--decode", type=click.Choice(DECODERS), default=default, show_default=True,
+                            help="How a VAE's latent code becomes a line.")(f)
+    return apply
 
 
 def stack(*decorators):
@@ -260,7 +262,7 @@ def write_audio_takes(waves, codec, out: Path, prime=None) -> list[Path]:
 @click.option("--prompt", default=None, help="Start every line with this text (language models).")
 @click.option("--max-tokens", type=click.IntRange(min=1, max=100_000), default=200,
               help="Longest line, in tokens (language models).")
-@decoding_options
+@decoding_options("greedy")
 @sampling_options
 @device_option
 def sample(model_spec, count, out, seconds, prompt, max_tokens, decode, beam, temperature, top_k, top_p,
@@ -395,7 +397,7 @@ def vae_option(f):
 @click.option("--steps", type=click.IntRange(min=2, max=1000), default=8,
               help="Points on the path, both ends included.")
 @click.option("--slerp", is_flag=True, help="Walk the great circle instead of the straight line.")
-@decoding_options
+@decoding_options("beam")
 @sampling_options
 @device_option
 def interpolate_command(first, second, model_spec, steps, slerp, decode, beam, temperature, top_k,
@@ -413,7 +415,7 @@ def interpolate_command(first, second, model_spec, steps, slerp, decode, beam, t
 @main.command("reconstruct", short_help="Encode lines, decode them back (VAE).")
 @click.argument("lines", nargs=-1, required=True)
 @vae_option
-@decoding_options
+@decoding_options("beam")
 @sampling_options
 @device_option
 def reconstruct_command(lines, model_spec, decode, beam, temperature, top_k, top_p, seed, device):
