@@ -4,9 +4,10 @@ For ``--pairs`` random pairs of test lines (fixed seed) it interpolates with ``-
 reports: the share of decoded lines with the corpus' usual length (in characters, the most common
 length among the test lines) and no unknown token; the mean character edit distance between
 neighbouring lines on a path; how often a path starts at its first line and ends at its second.
-Paths are decoded greedily and by beam search (width 5), each reported apart, beside the
-share of characters each decoding gives back from the posterior means of the first 500 test
-lines (and of ``--train`` lines, if given). For ``--samples`` lines from the prior it reports
+Paths are decoded greedily and by beam search (width 5), from the two lines' posterior means
+and from their refined codes (``genseq.vae.line_codes``, the CLI's default), each reported
+apart, beside the share of characters each gives back from the first 500 test lines (and of
+``--train`` lines, if given). For ``--samples`` lines from the prior it reports
 the share with a repeated character bigram or a character three times in a row (the peer's
 苦辛苦辛辛). Prints one JSON object.
 
@@ -23,7 +24,7 @@ import random
 import torch
 
 from genseq.store import load_model
-from genseq.vae import interpolate, reconstruct, sample_prior
+from genseq.vae import REFINE_STEPS, interpolate, reconstruct, sample_prior
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -61,29 +62,31 @@ def main():
     usual = collections.Counter(len(line) for line in lines).most_common(1)[0][0]
     report = {"model": str(loaded.path), "test": args.test, "pairs": args.pairs, "steps": args.steps,
               "usual_length": usual}
-    for decode in ("greedy", "beam"):
-        rng = random.Random(args.seed)  # the same pairs for both decodings
+    for decode, refine in (("greedy", 0), ("beam", 0), ("greedy", REFINE_STEPS), ("beam", REFINE_STEPS)):
+        name = f"{decode}_refined" if refine else decode
+        rng = random.Random(args.seed)  # the same pairs for every decoding
         decoded, distances, starts, ends = [], [], 0, 0
         for _ in range(args.pairs):
             a, b = rng.sample(lines, 2)
-            path = [line for _, line in interpolate(loaded, a, b, args.steps, warn=lambda _: None, decode=decode)]
+            path = [line for _, line in interpolate(loaded, a, b, args.steps, warn=lambda _: None, refine=refine,
+                                                     decode=decode)]
             decoded += path
             distances += [edit_distance(x, y) for x, y in itertools.pairwise(path)]
             starts += path[0] == a
             ends += path[-1] == b
         well_formed = sum(len(x) == usual and "⁇" not in x for x in decoded)
-        report[decode] = {
+        report[name] = {
             "well_formed_share": round(well_formed / len(decoded), 4),
             "mean_neighbour_edit_distance": round(sum(distances) / len(distances), 3),
             "path_starts_at_first_line": round(starts / args.pairs, 3),
             "path_ends_at_second_line": round(ends / args.pairs, 3),
         }
-        for split, path in (("test", args.test), ("train", args.train)):
-            if path:
-                given = read_lines(path)[:500]
-                back = reconstruct(loaded, given, warn=lambda _: None, decode=decode)
+        for split, split_path in (("test", args.test), ("train", args.train)):
+            if split_path:
+                given = read_lines(split_path)[:500]
+                back = reconstruct(loaded, given, warn=lambda _: None, refine=refine, decode=decode)
                 matched = sum(sum(x == y for x, y in zip(line, out)) for line, out in zip(given, back))
-                report[decode][f"recon_char_accuracy_{split}"] = round(matched / sum(map(len, given)), 4)
+                report[name][f"recon_char_accuracy_{split}"] = round(matched / sum(map(len, given)), 4)
     samples = sample_prior(loaded, args.samples, seed=args.seed)
     report.update({
         "prior_samples": args.samples,

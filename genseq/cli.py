@@ -14,7 +14,8 @@ from genseq.store import PRECISIONS, export_model, load_model, read_file, shippe
 from genseq.media import audio_picture, check_output, grid, hide_below, write_png, write_wav
 from genseq.tasks import TASKS, check_kind, complete_image, continue_audio, sample_images, sample_text, train
 from genseq.train import TrainConfig
-from genseq.vae import DECODERS, busiest_dims, encode_lines, interpolate, reconstruct, sample_prior, traverse
+from genseq.vae import (DECODERS, REFINE_STEPS, busiest_dims, encode_lines, interpolate, reconstruct,
+                        sample_prior, traverse)
 
 
 class Group(click.Group):
@@ -38,13 +39,17 @@ def model_option(default: str | None = None):
                         help="A model file, a run folder, or a shipped model's name (genseq models).")
 
 
-def decoding_options(default: str):
-    def apply(f):
-        f = click.option("--beam", type=click.IntRange(min=1, max=100), default=5, show_default=True,
-                         help="Beam width for --decode beam.")(f)
-        return click.option("--decode", type=click.Choice(DECODERS), default=default, show_default=True,
-                            help="How a VAE's latent code becomes a line.")(f)
-    return apply
+def decoding_options(f):
+    f = click.option("--beam", type=click.IntRange(min=1, max=100), default=5, show_default=True,
+                     help="Beam width for --decode beam.")(f)
+    return click.option("--decode", type=click.Choice(DECODERS), default="greedy", show_default=True,
+                        help="How a VAE's latent code becomes a line.")(f)
+
+
+def refine_option(f):
+    return click.option("--refine", type=click.IntRange(min=0), default=REFINE_STEPS, show_default=True,
+                        help="Steps that refine each line's code from the encoder's posterior mean "
+                             "towards the mode of p(z|x) (0: the mean itself).")(f)
 
 
 def stack(*decorators):
@@ -262,7 +267,7 @@ def write_audio_takes(waves, codec, out: Path, prime=None) -> list[Path]:
 @click.option("--prompt", default=None, help="Start every line with this text (language models).")
 @click.option("--max-tokens", type=click.IntRange(min=1, max=100_000), default=200,
               help="Longest line, in tokens (language models).")
-@decoding_options("greedy")
+@decoding_options
 @sampling_options
 @device_option
 def sample(model_spec, count, out, seconds, prompt, max_tokens, decode, beam, temperature, top_k, top_p,
@@ -357,11 +362,13 @@ def complete_command(image, model_spec, count, keep, out, temperature, top_k, to
 @click.option("--iw-samples", type=click.IntRange(min=1), default=500,
               help="Importance samples per line for a VAE's IW-NLL.")
 @click.option("--seed", type=int, default=0, help="Seed for the VAE's latent samples.")
+@click.option("--refine", type=click.IntRange(min=0), default=REFINE_STEPS, show_default=True,
+              help="A VAE's reconstruction is also measured from codes refined this many steps (0: not).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N items.")
 @click.option("--colormap", type=click.Path(path_type=Path), default=None,
               help="CORPUS is in the lecture's pixel format with this colormap.")
 @device_option
-def eval_command(corpus, model_spec, as_json, iw_samples, seed, limit, colormap, device):
+def eval_command(corpus, model_spec, as_json, iw_samples, seed, refine, limit, colormap, device):
     """Score held-out CORPUS (of the model's kind): NLL, bits per token, perplexity, and bits per
     character (text), bits per sample (audio) or bits per dim and nats per pixel (images); for a
     VAE also IW-NLL, KL, mutual information, active units and reconstruction accuracy."""
@@ -373,7 +380,7 @@ def eval_command(corpus, model_spec, as_json, iw_samples, seed, limit, colormap,
                           f"{codec.kind} corpus")
     items = read_corpus(corpus, kind, sample_rate=getattr(codec, "sample_rate", 16000), colormap=colormap)[:limit]
     task = loaded.record["task"]
-    extra = {"iw_samples": iw_samples, "seed": seed} if task == "vae" else {}
+    extra = {"iw_samples": iw_samples, "seed": seed, "refine": refine} if task == "vae" else {}
     metrics = TASKS[task].metrics(loaded.model, codec, items, **extra)
     del metrics["loss"]
     if as_json:
@@ -397,14 +404,15 @@ def vae_option(f):
 @click.option("--steps", type=click.IntRange(min=2, max=1000), default=8,
               help="Points on the path, both ends included.")
 @click.option("--slerp", is_flag=True, help="Walk the great circle instead of the straight line.")
-@decoding_options("beam")
+@refine_option
+@decoding_options
 @sampling_options
 @device_option
-def interpolate_command(first, second, model_spec, steps, slerp, decode, beam, temperature, top_k,
+def interpolate_command(first, second, model_spec, steps, slerp, refine, decode, beam, temperature, top_k,
                         top_p, seed, device):
     """Decode the latent path between two lines into a row of lines (a sentence VAE)."""
     loaded = load_vae(model_spec, device)
-    path = interpolate(loaded, first, second, steps, spherical=slerp, warn=warn, decode=decode,
+    path = interpolate(loaded, first, second, steps, spherical=slerp, warn=warn, refine=refine, decode=decode,
                        beam=beam, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
     click.echo(f"{'A':>5}  {first}  (given)")
     for t, line in path:
@@ -415,13 +423,14 @@ def interpolate_command(first, second, model_spec, steps, slerp, decode, beam, t
 @main.command("reconstruct", short_help="Encode lines, decode them back (VAE).")
 @click.argument("lines", nargs=-1, required=True)
 @vae_option
-@decoding_options("beam")
+@refine_option
+@decoding_options
 @sampling_options
 @device_option
-def reconstruct_command(lines, model_spec, decode, beam, temperature, top_k, top_p, seed, device):
-    """Encode each line to its posterior mean and decode it back (a sentence VAE)."""
+def reconstruct_command(lines, model_spec, refine, decode, beam, temperature, top_k, top_p, seed, device):
+    """Encode each line to its code (the posterior mean, refined) and decode it back (a sentence VAE)."""
     loaded = load_vae(model_spec, device)
-    decoded = reconstruct(loaded, list(lines), warn=warn, decode=decode, beam=beam,
+    decoded = reconstruct(loaded, list(lines), warn=warn, refine=refine, decode=decode, beam=beam,
                           temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
     for line, out in zip(lines, decoded):
         click.echo(f"{line}  ->  {out}")

@@ -52,7 +52,7 @@ def job_interpolations(out: Path, page: Page) -> None:
     for name, pairs in (("poems", POEM_PAIRS), ("verse", VERSE_PAIRS)):
         loaded = load_model(name)
         for a, b in pairs:
-            path = interpolate(loaded, a, b, 8, warn=lambda message: None, decode="beam")
+            path = interpolate(loaded, a, b, 8, warn=lambda message: None)
             body = path_table([(0.0, f"{a}  (given)")] + path + [(1.0, f"{b}  (given)")])
             page.add(f"Interpolation, {name}: {a} → {b}", body,
                      f'genseq interpolate "{a}" "{b}" -m {name} --steps 8')

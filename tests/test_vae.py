@@ -7,7 +7,7 @@ from genseq.errors import GenseqError
 from genseq.generate import beam_search, generate
 from genseq.models.vae import LatentDecoder, SequenceVAE, VAEConfig, gaussian_kl, kl_weight
 from genseq.store import load_model
-from genseq.vae import encode_lines, interpolate, lerp, slerp, vae_metrics
+from genseq.vae import encode_lines, interpolate, line_codes, lerp, slerp, vae_metrics
 
 from conftest import LINES
 
@@ -126,6 +126,39 @@ def test_trained_vae_metrics_and_interpolation_endpoints(tiny_vae_run):
     path = interpolate(loaded, LINES[0], LINES[4], steps=5)
     assert [t for t, _ in path] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert path[0][1] == LINES[0] and path[-1][1] == LINES[4]
+
+
+def test_refined_codes_are_likelier_and_each_line_is_refined_alone(tiny_vae_run):
+    """Refinement starts at the posterior mean and climbs log p(x|z) + log p(z), line by line."""
+    loaded = load_model(str(tiny_vae_run))
+    model, codec = loaded.model, loaded.codec
+    lines = ["春眠不觉晓", "处处闻啼鸟", "床前明月光"]
+    mean, _ = encode_lines(model, codec, lines)
+    torch.testing.assert_close(line_codes(model, codec, lines, refine=0), mean)
+    refined = line_codes(model, codec, lines, refine=10)
+    ids = pad_sequences([codec.encode(line) for line in lines], 2, 3)
+
+    def objective(z):
+        with torch.no_grad():
+            return model.reconstruction_nll(ids, z) + 0.5 * z.pow(2).sum(1)
+
+    assert (objective(refined) < objective(mean)).all()
+    alone = line_codes(model, codec, lines[1:2], refine=10)  # batch companions change nothing
+    torch.testing.assert_close(alone[0], refined[1], rtol=1e-4, atol=1e-4)
+    metrics = vae_metrics(model, codec, lines, refine=10)
+    assert metrics["refine_steps"] == 10 and 0 <= metrics["recon_char_accuracy_refined"] <= 1
+
+
+def test_a_decoder_trained_on_unk_alone_is_scored_on_unk():
+    """With word dropout 1 the decoder never saw a real input: eval-mode likelihoods feed it unk
+    too (they were scored with the real inputs, which the model never learned to read)."""
+    model = tiny_vae(word_dropout=1.0).eval()
+    tokens, z = batch(), torch.randn(3, 4)
+    inputs = tokens[:, :-1].masked_fill((tokens[:, :-1] > 2), 1)  # bos kept, the rest unk (pad stays 0)
+    logits, _ = model.decode(inputs, z)
+    expected = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tokens[:, 1:], ignore_index=0,
+                                                 reduction="none").sum(1)
+    torch.testing.assert_close(model.reconstruction_nll(tokens, z), expected)
 
 
 def test_interpolate_refuses_empty_and_warns_about_unseen(tiny_vae_run):

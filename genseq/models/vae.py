@@ -112,8 +112,9 @@ class SequenceVAE(nn.Module):
     def reconstruction_nll(self, tokens: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """-log p(x|z) in nats per sequence, (B,)."""
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
-        if self.training and self.config.word_dropout > 0:
-            drop = torch.rand(inputs.shape, device=inputs.device) < self.config.word_dropout
+        rate = self.config.word_dropout
+        if rate >= 1.0 or (self.training and rate > 0):  # at 1 the decoder only ever sees unk: score it so
+            drop = torch.rand(inputs.shape, device=inputs.device) < rate
             drop[:, 0] = False  # keep bos
             inputs = inputs.masked_fill(drop & (inputs != PAD), UNK)
         logits, _ = self.decode(inputs, z)
