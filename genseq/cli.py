@@ -14,7 +14,7 @@ from genseq.store import PRECISIONS, export_model, load_model, read_file, shippe
 from genseq.media import audio_picture, check_output, grid, hide_below, write_png, write_wav
 from genseq.tasks import TASKS, check_kind, complete_image, continue_audio, sample_images, sample_text, train
 from genseq.train import TrainConfig
-from genseq.vae import (DECODERS, REFINE_STEPS, busiest_dims, encode_lines, interpolate, reconstruct,
+from genseq.vae import (DECODERS, REFINE_STEPS, busiest_dims, interpolate, line_codes, reconstruct,
                         sample_prior, traverse)
 
 
@@ -460,7 +460,7 @@ def load_vae(model_spec: str, device: str, kind: str = "text"):
 @click.option("--span", type=click.FloatRange(0, 10, min_open=True), default=2.5,
               help="Sweep each dimension over [-span, span] (prior standard deviations).")
 @click.option("--from", "start_image", type=click.Path(path_type=Path), default=None,
-              help="Fix the other dimensions at this image's code instead of the prior's mean.")
+              help="Fix the other dimensions at this image's code (its refined posterior mean) instead of the prior's mean.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("traverse.png"))
 @device_option
 def traverse_command(model_spec, dims, steps, span, start_image, out, device):
@@ -479,7 +479,7 @@ def traverse_command(model_spec, dims, steps, span, start_image, out, device):
             raise GenseqError(f"--dims takes two dimensions as A,B, e.g. 3,7; got {dims!r}")
     start = None
     if start_image is not None:
-        start = encode_lines(loaded.model, loaded.codec, [read_image(start_image)])[0][0]
+        start = line_codes(loaded.model, loaded.codec, [read_image(start_image)], REFINE_STEPS)[0]
     images = traverse(loaded, chosen, steps, span, start)
     write_png(out, grid(images, columns=steps))
     click.echo(f"wrote {out}: dimension {chosen[0]} down, {chosen[1]} across, {steps} values each "

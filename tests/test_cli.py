@@ -121,8 +121,10 @@ def test_vae_commands(tiny_vae_run, tiny_run):
     assert lines[0].split() == ["A", "床前明月光", "(given)"] and lines[-1].split() == ["B", "春眠不觉晓", "(given)"]
     assert len(lines) == 6 and lines[1].split()[1] == "床前明月光" and lines[4].split()[1] == "春眠不觉晓"
     for decode in ("greedy", "beam", "sample"):
-        result = run("reconstruct", "春眠不觉晓", "-m", tiny_vae_run, "--decode", decode, "--seed", 1)
-        assert result.exit_code == 0 and result.output.startswith("春眠不觉晓  ->  "), result.output
+        for refine in ("0", "10"):
+            result = run("reconstruct", "春眠不觉晓", "-m", tiny_vae_run, "--decode", decode, "--seed", 1,
+                         "--refine", refine)
+            assert result.exit_code == 0 and result.output.startswith("春眠不觉晓  ->  "), result.output
     result = run("interpolate", "a", "b", "-m", tiny_vae_run, "--slerp", "--decode", "sample", "--seed", 2)
     assert result.exit_code == 0 and "never saw" in result.output
     result = run("sample", "-m", tiny_vae_run, "-n", 4, "--seed", 3)
@@ -140,6 +142,9 @@ def test_vae_eval_json(tmp_path, tiny_vae_run):
     metrics = json.loads(result.output)
     assert metrics["lines"] == 2 and metrics["iw_samples"] == 10
     assert metrics["iw_nll"] <= metrics["neg_elbo"] + 1e-3
+    assert metrics["refine_steps"] == 10 and 0 <= metrics["recon_char_accuracy_refined"] <= 1
+    result = run("eval", corpus, "-m", tiny_vae_run, "--json", "--iw-samples", 2, "--refine", 0)
+    assert result.exit_code == 0 and "recon_char_accuracy_refined" not in json.loads(result.output)
 
 
 def test_vae_commands_refuse_language_models_and_empty_lines(tiny_run, tiny_vae_run):
