@@ -460,7 +460,8 @@ def load_vae(model_spec: str, device: str, kind: str = "text"):
 @click.option("--span", type=click.FloatRange(0, 10, min_open=True), default=2.5,
               help="Sweep each dimension over [-span, span] (prior standard deviations).")
 @click.option("--from", "start_image", type=click.Path(path_type=Path), default=None,
-              help="Fix the other dimensions at this image's code (its refined posterior mean) instead of the prior's mean.")
+              help="Fix the other dimensions at this image's code (its refined posterior mean) "
+                   "instead of the prior's mean.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("traverse.png"))
 @device_option
 def traverse_command(model_spec, dims, steps, span, start_image, out, device):

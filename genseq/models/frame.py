@@ -349,7 +349,8 @@ class FastWeights:
         lag_gates = _gate_major(_np(model.lag_embed.weight) @ w_ih)  # (3, lags x (V + 1), S)
         tables = np.split(lag_gates, len(model.lags), axis=1)
         tables[0] = tables[0] + self.token.b_ih  # every step adds the first table: the gate biases ride in it
-        self.lag_tables = [t.reshape(-1, self.S) for t in tables]  # (3 x (V + 1), S): gate g of id v is row g (V + 1) + v
+        # each (3 x (V + 1), S): gate g of id v is row g (V + 1) + v
+        self.lag_tables = [t.reshape(-1, self.S) for t in tables]
         self.gate_offsets = np.arange(3)[:, None] * (c.vocab_size + 1)  # (3, 1)
         self.pos_gates = None  # images: row and column features, folded like the lags
         if c.rows:
