@@ -23,8 +23,9 @@ import random
 
 import torch
 
+from genseq.codecs.text import read_text_corpus
 from genseq.store import load_model
-from genseq.vae import REFINE_STEPS, interpolate, reconstruct, sample_prior
+from genseq.vae import REFINE_STEPS, interpolate, recon_accuracy, reconstruct, sample_prior
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -34,10 +35,6 @@ def edit_distance(a: str, b: str) -> int:
         for j, cb in enumerate(b, 1):
             previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
     return row[-1]
-
-
-def read_lines(path: str) -> list[str]:
-    return [line for line in open(path, encoding="utf-8").read().split("\n") if line]
 
 
 def repetitive(line: str) -> bool:
@@ -58,7 +55,7 @@ def main():
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     loaded = load_model(args.model, task="vae")
-    lines = read_lines(args.test)
+    lines = read_text_corpus(args.test)
     usual = collections.Counter(len(line) for line in lines).most_common(1)[0][0]
     report = {"model": str(loaded.path), "test": args.test, "pairs": args.pairs, "steps": args.steps,
               "usual_length": usual}
@@ -83,10 +80,10 @@ def main():
         }
         for split, split_path in (("test", args.test), ("train", args.train)):
             if split_path:
-                given = read_lines(split_path)[:500]
+                given = read_text_corpus(split_path)[:500]
                 back = reconstruct(loaded, given, warn=lambda _: None, refine=refine, decode=decode)
-                matched = sum(sum(x == y for x, y in zip(line, out)) for line, out in zip(given, back))
-                report[name][f"recon_char_accuracy_{split}"] = round(matched / sum(map(len, given)), 4)
+                accuracy = recon_accuracy(loaded.codec, given, back)["recon_char_accuracy"]
+                report[name][f"recon_char_accuracy_{split}"] = round(accuracy, 4)
     samples = sample_prior(loaded, args.samples, seed=args.seed)
     report.update({
         "prior_samples": args.samples,

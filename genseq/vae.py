@@ -36,26 +36,28 @@ def encode_lines(model: SequenceVAE, codec: TextCodec, lines: list[str]) -> tupl
 REFINE_STEPS = 10  # the default for interpolate, reconstruct and eval's refined metric
 
 
-def line_codes(model: SequenceVAE, codec: TextCodec, lines: list[str], refine: int = 0,
-               lr: float = 0.05) -> torch.Tensor:
-    """Each line's code (N, Z): the encoder's posterior mean, then, with ``refine`` > 0, that many
-    Adam steps from it towards the mode of p(z | x), maximising log p(x | z) + log p(z) for each
-    line on its own (semi-amortized inference, Kim et al. 2018). The encoder guesses in one shot
-    and guesses worse on lines it never saw (the amortization gap); ten steps close much of it:
-    on the poems test lines greedy decoding gives back 0.41 of the characters from the mean and
-    0.66 from the refined code (``bench/vae_paths.py``)."""
+def line_codes(model: SequenceVAE, codec: TextCodec, lines: list[str], refine: int = 0) -> torch.Tensor:
+    """Each line's code (N, Z): the encoder's posterior mean, refined for ``refine`` steps."""
     model.eval()
     mean, _ = encode_lines(model, codec, lines)
-    if refine <= 0:
-        return mean
-    device = mean.device
+    return refine_codes(model, codec, lines, mean, refine) if refine > 0 else mean
+
+
+def refine_codes(model: SequenceVAE, codec: TextCodec, lines: list[str], mean: torch.Tensor, steps: int,
+                 lr: float = 0.05) -> torch.Tensor:
+    """``steps`` Adam steps from the posterior means (N, Z) towards the mode of p(z | x),
+    maximising log p(x | z) + log p(z) for each line on its own (semi-amortized inference, Kim
+    et al. 2018). The encoder guesses in one shot and guesses worse on lines it never saw (the
+    amortization gap); ten steps close much of it: on the poems test lines greedy decoding gives
+    back 0.41 of the characters from the mean and 0.66 from the refined code
+    (``bench/vae_paths.py``). The model must be in eval mode (no dropout)."""
     codes = []
     with torch.inference_mode(False), torch.enable_grad():
         for start, ids in zip(range(0, len(lines), 512), batches(codec, lines, 512)):
-            ids = ids.to(device)
+            ids = ids.to(mean.device)
             z = mean[start:start + len(ids)].clone().requires_grad_(True)
             optimizer = torch.optim.Adam([z], lr=lr)
-            for _ in range(refine):
+            for _ in range(steps):
                 loss = (model.reconstruction_nll(ids, z) + 0.5 * z.pow(2).sum(1)).sum()
                 z.grad, = torch.autograd.grad(loss, z)  # the weights' gradients are not needed
                 optimizer.step()
@@ -197,7 +199,7 @@ def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_sampl
     longest = max(len(codec.encode(x)) for x in lines) + 8
     accuracy = recon_accuracy(codec, lines, decode_latents(model, codec, mean, max_tokens=longest))
     if refine:
-        codes = line_codes(model, codec, lines, refine)
+        codes = refine_codes(model, codec, lines, mean, refine)  # from the means already encoded
         refined = recon_accuracy(codec, lines, decode_latents(model, codec, codes, max_tokens=longest))
         accuracy.update({f"{name}_refined": value for name, value in refined.items()}, refine_steps=refine)
     variances = mean.var(0, correction=1 if n > 1 else 0)

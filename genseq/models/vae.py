@@ -97,7 +97,10 @@ class SequenceVAE(nn.Module):
 
     def decode(self, tokens: torch.Tensor, z: torch.Tensor, state=None):
         """tokens: (B, T) decoder inputs, z: (B, Z) -> logits (B, T, V) and the state. Without
-        ``state`` the decoder starts from z."""
+        ``state`` the decoder starts from z. A decoder trained with word dropout 1 only ever saw
+        unk after bos, so it reads unk whatever it is given: scoring and decoding match training."""
+        if self.config.word_dropout >= 1.0:
+            tokens = tokens.masked_fill((tokens != BOS) & (tokens != PAD), UNK)
         if state is None:
             state = self.initial_state(z)
         inputs = torch.cat([self.drop(self.embed(tokens)), z.unsqueeze(1).expand(-1, tokens.size(1), -1)], -1)
@@ -112,9 +115,8 @@ class SequenceVAE(nn.Module):
     def reconstruction_nll(self, tokens: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """-log p(x|z) in nats per sequence, (B,)."""
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
-        rate = self.config.word_dropout
-        if rate >= 1.0 or (self.training and rate > 0):  # at 1 the decoder only ever sees unk: score it so
-            drop = torch.rand(inputs.shape, device=inputs.device) < rate
+        if self.training and self.config.word_dropout > 0:
+            drop = torch.rand(inputs.shape, device=inputs.device) < self.config.word_dropout
             drop[:, 0] = False  # keep bos
             inputs = inputs.masked_fill(drop & (inputs != PAD), UNK)
         logits, _ = self.decode(inputs, z)
@@ -172,8 +174,6 @@ class LatentDecoder(nn.Module):
     def forward(self, tokens: torch.Tensor, state=None):
         z = self.z if self.z.size(0) == tokens.size(0) else self.z.repeat_interleave(
             tokens.size(0) // self.z.size(0), 0)
-        if self.vae.config.word_dropout >= 1.0:  # trained on unk inputs alone: decode the same way
-            tokens = tokens.masked_fill((tokens != BOS) & (tokens != PAD), UNK)
         logits, state = self.vae.decode(tokens, z, state)
         logits = logits.index_fill(-1, torch.tensor([UNK], device=logits.device), float("-inf"))
         if self.transparent_id is not None:

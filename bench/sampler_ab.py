@@ -1,0 +1,124 @@
+"""The frame model's sampler against an earlier revision's, and where a sampling step goes.
+
+A/B: ``genseq/models/frame.py`` as it is at git revision ``--against`` is loaded beside the
+working tree's, and ``FrameLM.sample_fast`` of each samples ``--seconds`` from the same primed
+state of a shipped model (``speech`` and ``piano``, primed with 1 s of a test clip), alternating
+old and new ``--repeat`` times at batch 1 and 8; each reports its best time. (The revision's
+sampler runs on today's model object: it must read the same attributes.)
+Breakdown (working tree, batch 8, speech): the same call with the frame tier's step answered from
+a cache, then with the noise drawn once and reused too. The differences are what the frame tier
+and the noise cost per step; what is left is the per-sample tier.
+One process, one thread. Speeds are samples/s over the batch; ``us_per_step`` is per step of the
+whole batch.
+Run: OMP_NUM_THREADS=1 python bench/sampler_ab.py [--against 9c64796] [--out bench/results/sampler_ab.json]
+"""
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from genseq.models import frame
+from genseq.store import load_model
+
+from audio_speed import RATE, ROOT, prime_clip
+
+
+def revision_module(revision: str):
+    """genseq/models/frame.py at ``revision``, imported under its own name."""
+    source = subprocess.run(["git", "show", f"{revision}:genseq/models/frame.py"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / "frame_then.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("frame_then", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--against", default="9c64796", help="git revision of the sampler to beat")
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--out", default=str(ROOT / "bench/results/sampler_ab.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    then = revision_module(args.against)
+    steps = round(args.seconds * RATE)
+    result = {"against": args.against, "seconds": args.seconds, "repeat": args.repeat, "cases": {}}
+
+    def timed(sample, model, logits, state, batch, n=steps):
+        start = time.perf_counter()
+        sample(model, logits[:, -1].expand(batch, -1), state.repeat(batch), n, 1.0, 0)
+        return time.perf_counter() - start
+
+    def best(sample, model, logits, state, batch):
+        timed(sample, model, logits, state, batch, 160)  # warm up
+        return min(timed(sample, model, logits, state, batch) for _ in range(args.repeat))
+
+    for corpus in ("speech", "piano"):
+        loaded = load_model(corpus)
+        prime, _ = prime_clip(loaded, corpus)
+        with torch.inference_mode():
+            logits, state = loaded.model(torch.tensor([prime]))
+        for batch in (1, 8):
+            samplers = {"old": then.FrameLM.sample_fast, "new": frame.FrameLM.sample_fast}
+            for sample in samplers.values():
+                timed(sample, loaded.model, logits, state, batch, 160)  # warm up
+            times = {"old": [], "new": []}
+            for _ in range(args.repeat):  # alternate, so that a slow spell of the host hits both
+                for name, sample in samplers.items():
+                    times[name].append(timed(sample, loaded.model, logits, state, batch))
+            old, new = min(times["old"]), min(times["new"])
+            case = {"batch": batch, "old_samples_per_s": round(batch * steps / old, 1),
+                    "new_samples_per_s": round(batch * steps / new, 1),
+                    "new_x_realtime": round(batch * steps / new / RATE, 2), "speedup": round(old / new, 3)}
+            result["cases"][f"{corpus}_b{batch}"] = case
+            print(f"  {corpus} batch {batch}: {case}", flush=True)
+
+    loaded = load_model("speech")
+    prime, _ = prime_clip(loaded, "speech")
+    with torch.inference_mode():
+        logits, state = loaded.model(torch.tensor([prime]))
+    frame_step, context_gates, gumbel = frame.FastWeights.frame_step, frame.FastWeights.context_gates, frame.gumbel
+    cache = {}
+
+    def once(key, function):  # the first call's answer, for every call after it
+        def call(*args):
+            if key not in cache:
+                cache[key] = function(*args)
+            return cache[key]
+        return call
+
+    parts = {"whole step": best(frame.FrameLM.sample_fast, loaded.model, logits, state, 8)}
+    try:  # the frame tier: its GRU step, and its contexts' products with the token GRU's weights
+        frame.FastWeights.frame_step = once("frame", frame_step)
+        frame.FastWeights.context_gates = once("gates", context_gates)
+        parts["without the frame tier"] = best(frame.FrameLM.sample_fast, loaded.model, logits, state, 8)
+        frame.gumbel = once("noise", gumbel)
+        parts["without the frame tier and the noise"] = best(frame.FrameLM.sample_fast, loaded.model, logits,
+                                                             state, 8)
+    finally:
+        frame.FastWeights.frame_step, frame.FastWeights.context_gates, frame.gumbel = frame_step, context_gates, gumbel
+    us = {name: round(seconds / steps * 1e6, 1) for name, seconds in parts.items()}
+    result["breakdown_us_per_step_speech_b8"] = {
+        **us, "frame tier": round(us["whole step"] - us["without the frame tier"], 1),
+        "noise": round(us["without the frame tier"] - us["without the frame tier and the noise"], 1)}
+    print(f"  breakdown, speech batch 8, us per step: {result['breakdown_us_per_step_speech_b8']}")
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
