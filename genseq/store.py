@@ -172,7 +172,7 @@ def export_model(spec: str, target, precision: str = "float16") -> int:
     Loading restores float32. Returns the new file's size in bytes."""
     record = read_file(resolve(spec))
     keep = {k: v for k, v in record.items() if k in ("format", "version", "task", "family", "config",
-                                                      "model", "codec", "corpus", "valid", "step")}
+                                                      "model", "codec", "corpus", "valid", "step", "refit")}
     weights = dequantize(record)
     if precision == "float16":
         weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}

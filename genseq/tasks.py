@@ -26,7 +26,7 @@ from genseq.models.rnn import stream_nll
 from genseq.models.vae import SequenceVAE
 from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, read_file, writable_folder
 from genseq.train import Trainer, TrainConfig, mixed_precision
-from genseq.vae import vae_metrics
+from genseq.vae import refit_encoder, vae_metrics
 
 LN2 = math.log(2)
 
@@ -173,7 +173,7 @@ TASKS = {task.name: task for task in (LMTask, VAETask)}
 def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train_config: TrainConfig,
           valid=None, valid_fraction: float = 0.05, codec_options: dict | None = None,
           device: torch.device = torch.device("cpu"), resume: bool = False, progress: bool = True,
-          stop_at: int | None = None) -> dict:
+          stop_at: int | None = None, refit_steps: int | None = None) -> dict:
     """Train a model for ``task`` (``lm`` or ``vae``) on ``corpus`` into ``run_dir``; return the
     final held-out metrics. ``corpus`` is a text file or a folder of .txt files, a folder of
     audio files, a folder of images, or the lecture's pixel file with ``codec_options["colormap"]``.
@@ -182,7 +182,9 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     out, chosen by ``train_config.seed``. ``codec_options``: ``tokenizer`` (``auto`` picks
     ``char`` for Chinese text), ``vocab_size``; ``sample_rate``; ``palette`` (colours), ``size``
     ((height, width)), ``colormap``. With ``resume`` the run's own codec, model and training
-    settings are used, and the corpus must be the one it started on.
+    settings are used, and the corpus must be the one it started on. A VAE ends with
+    ``refit_steps`` steps that refit its encoder (:func:`refit_stage`; None: a tenth of the
+    training steps, which then get nine tenths of a ``minutes`` budget; 0: none).
     """
     spec = TASKS[task]
     run_dir = Path(run_dir)
@@ -235,11 +237,44 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     data, facts = spec.data(codec, train_items, replace(train_config, batch_size=train_config.batch_size // size))
     meta = {"corpus": {"name": str(corpus), "sha256": corpus_sha256,
                        "train_items": len(train_items), "valid_items": len(valid_items), **facts}}
+    if task == "vae":
+        if resume:
+            refit_steps = checkpoint.get("refit_steps")
+            if "refit" in checkpoint:
+                meta["refit"] = checkpoint["refit"]
+        elif train_config.minutes and refit_steps != 0:  # keep time for the refit
+            train_config = replace(train_config, minutes=train_config.minutes * 0.9)
+        meta["refit_steps"] = refit_steps
     trainer = Trainer(model, codec, task, data, lambda m: spec.metrics(m, codec, valid_items),
                       train_config, run_dir, device, meta=meta, progress=progress)
     if resume:
         trainer.resume()
-    return trainer.fit(stop_at=stop_at)
+    metrics = trainer.fit(stop_at=stop_at)
+    if task == "vae" and trainer.main and trainer.step >= trainer.total and "refit" not in meta:
+        steps = max(1, trainer.total // 10) if refit_steps is None else refit_steps
+        if steps:
+            metrics = refit_stage(trainer, data, steps)
+    return metrics
+
+
+def refit_stage(trainer: Trainer, data, steps: int) -> dict:
+    """The VAE's last stage: its encoder refitted to the trained decoder (:func:`refit_encoder`),
+    validated and saved; an interruption before the end leaves the trained model and checkpoint,
+    and ``--resume`` runs the stage again."""
+    params = trainer.params
+    if trainer.ema is not None:  # refit the averaged weights, which are what the run ships
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(trainer.ema[name])
+    trainer.meta["refit"] = refit_encoder(trainer.model, data, steps, start=trainer.total,
+                                          progress=trainer.progress)
+    trainer._log(split="refit", **trainer.meta["refit"])
+    if trainer.ema is not None:
+        trainer.ema = {name: p.detach().clone() for name, p in params.items()}
+    trainer.model.train()
+    metrics = trainer._validate()
+    trainer.save()
+    return metrics
 
 
 def sample_text(loaded: Loaded, n: int = 5, prompt: str | None = None, max_tokens: int = 200,

@@ -147,6 +147,25 @@ def test_vae_eval_json(tmp_path, tiny_vae_run):
     assert result.exit_code == 0 and "recon_char_accuracy_refined" not in json.loads(result.output)
 
 
+def test_refit_command_writes_a_refitted_copy(tmp_path, tiny_vae_run, tiny_run):
+    import torch
+
+    from genseq.store import load_model
+
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("床前明月光\n春眠不觉晓\n疑是地上霜\n", encoding="utf-8")
+    out = tmp_path / "refit.pt"
+    result = run("refit", corpus, "-m", tiny_vae_run, "-o", out, "--steps", 5, "--valid", corpus, "--quiet")
+    assert result.exit_code == 0, result.output
+    source, refit = load_model(str(tiny_vae_run)), load_model(str(out))
+    assert refit.record["refit"]["steps"] == 5 and refit.record["valid"]["lines"] == 3
+    a, b = source.model.state_dict(), refit.model.state_dict()
+    assert torch.equal(a["head.weight"], b["head.weight"]) and not torch.equal(a["posterior.weight"],
+                                                                               b["posterior.weight"])
+    result = run("refit", corpus, "-m", tiny_run, "-o", tmp_path / "x.pt")
+    assert result.exit_code == 1 and "is a language model" in result.output and not (tmp_path / "x.pt").exists()
+
+
 def test_vae_commands_refuse_language_models_and_empty_lines(tiny_run, tiny_vae_run):
     result = run("interpolate", "a", "b", "-m", tiny_run)
     assert result.exit_code == 1
