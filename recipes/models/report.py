@@ -15,18 +15,20 @@ def load(name: str) -> dict | None:
 
 
 def vae_table(corpus: str) -> str:
-    rows = ["| model | NLL nats/line | KL | MI | active units | recon char acc. | perplexity |",
+    rows = ["| model | NLL nats/line | KL | MI | active units | recon char acc. (mean / refined) | perplexity |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     lm = load(f"{corpus}-lm")
     if lm:
         rows.append(f"| `{corpus}-lm` (RNN LM, the VAE's decoder size) | {lm['nll_nats_per_item']:.2f} | - | - | - "
                     f"| - | {lm['perplexity']:.1f} |")
-    for name, label in ((corpus, "shipped VAE: free bits, cyclical"), (f"{corpus}-bowman", "VAE, Bowman's settings")):
+    for name, label in ((corpus, "shipped VAE"), (f"{corpus}-before-refit", "the same before the encoder refit"),
+                        (f"{corpus}-bowman", "VAE, Bowman's settings")):
         r = load(name)
         if r:
+            refined = f" / {r['recon_char_accuracy_refined']:.3f}" if "recon_char_accuracy_refined" in r else ""
             rows.append(f"| `{name}` ({label}) | {r['iw_nll']:.2f} (IW, {r['iw_samples']} samples) | {r['kl']:.2f} "
                         f"| {r['mutual_info']:.2f} | {r['active_units']}/{r['latent_dim']} "
-                        f"| {r['recon_char_accuracy']:.3f} | {r['perplexity']:.1f} |")
+                        f"| {r['recon_char_accuracy']:.3f}{refined} | {r['perplexity']:.1f} |")
     return "\n".join(rows)
 
 
