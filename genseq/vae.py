@@ -34,6 +34,13 @@ def encode_lines(model: SequenceVAE, codec: TextCodec, lines: list[str]) -> tupl
     return torch.cat([m for m, _ in parts]), torch.cat([v for _, v in parts])
 
 
+def no_cudnn_rnn():
+    """cuDNN runs an RNN's backward pass only in training mode; gradients through a model in eval
+    mode (no dropout, no word dropout), as refinement and the refit need, take PyTorch's own
+    kernels instead. A no-op on the CPU."""
+    return torch.backends.cudnn.flags(enabled=False)
+
+
 REFINE_STEPS = 10  # the default for interpolate, reconstruct and eval's refined metric
 
 
@@ -53,7 +60,7 @@ def refine_codes(model: SequenceVAE, codec: TextCodec, lines: list[str], mean: t
     back 0.41 of the characters from the mean and 0.66 from the refined code
     (``bench/vae_paths.py``). The model must be in eval mode (no dropout)."""
     codes = []
-    with torch.inference_mode(False), torch.enable_grad():
+    with torch.inference_mode(False), torch.enable_grad(), no_cudnn_rnn():
         for start, ids in zip(range(0, len(lines), 512), batches(codec, lines, 512)):
             ids = ids.to(mean.device)
             z = mean[start:start + len(ids)].clone().requires_grad_(True)
@@ -89,7 +96,7 @@ def refit_encoder(model: SequenceVAE, data, steps: int, lr: float = REFIT_LR, st
     try:
         for p in frozen:
             p.requires_grad_(False)
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad(), no_cudnn_rnn():
             for step in tqdm(range(steps), desc="refit encoder", unit="step", disable=not progress,
                              dynamic_ncols=True):
                 tokens = data.batch(start + step).to(device)
