@@ -1,9 +1,11 @@
 """Audio generation speed: is the frame model's sampler faster than real time, and than the usual loops?
 
-Measures, in one process on one CPU thread (``torch.set_num_threads(1)``, one BLAS thread):
+Measures, on one CPU thread (``torch.set_num_threads(1)``, one BLAS thread):
   - the shipped ``speech`` and ``piano`` models through ``genseq.generate.generate`` (which uses
     ``FrameLM.sample_fast``), primed with the first 1 s of a test clip and generating 2 s
-    (32,000 samples), batch 1, 8 and 16; the timed call includes priming;
+    (32,000 samples), batch 1, 8 and 16, in this process alone (``workers=1``); the timed call
+    includes priming. Then batch 8 and 16 as ``genseq continue -n`` runs them, the takes shared
+    out among one forked worker per CPU core (``_cores``; each worker on one thread);
   - baseline A: an eager PyTorch sample-level loop, Embedding(256, 64) -> GRUCell(64, 512) ->
     Linear(512, 256), one ``torch.multinomial(softmax(logits))`` per sample under inference_mode;
   - baseline B: ``torchaudio.models.WaveRNN`` (upsample 5x5x8, hop 200, 10 res blocks, n_rnn =
@@ -38,6 +40,7 @@ import torch
 from torch import nn
 
 from genseq.generate import generate
+from genseq.models.frame import available_cpus
 from genseq.store import load_model
 
 RATE = 16000
@@ -151,13 +154,16 @@ def main():
     for corpus in ("speech", "piano"):
         loaded = load_model(corpus)
         prime, clip = prime_clip(loaded, corpus)
-        with torch.inference_mode():  # the parallel priming forward alone, to split it off
-            prime_s = best_time(lambda p, m=loaded.model: m(torch.tensor([p])), prime[:16], prime, args.repeat)
-        for batch in (1, 8, 16):
-            t = best_time(lambda n, m=loaded.model, p=prime, b=batch: generate(m, p, n, batch=b, seed=0), 320, steps,
-                          args.repeat)
-            record(f"{corpus}_b{batch}", batch, steps, t, args.repeat, prime_clip=clip, prime_samples=len(prime),
-                   prime_s=round(prime_s, 4), sampling_only_samples_per_s=round(batch * steps / (t - prime_s), 1))
+        with torch.inference_mode():  # the priming call alone, as generate makes it, to split it off
+            prime_s = best_time(lambda p, m=loaded.model: m.prime(torch.tensor([p])), prime[:16], prime, args.repeat)
+        for batch, workers in ((1, 1), (8, 1), (16, 1), (8, None), (16, None)):
+            t = best_time(lambda n, m=loaded.model, p=prime, b=batch, w=workers: generate(m, p, n, batch=b, seed=0,
+                                                                                           workers=w),
+                          320, steps, args.repeat)
+            name = f"{corpus}_b{batch}" if workers == 1 else f"{corpus}_cores_b{batch}"
+            record(name, batch, steps, t, args.repeat, prime_clip=clip, prime_samples=len(prime),
+                   prime_s=round(prime_s, 4), sampling_only_samples_per_s=round(batch * steps / (t - prime_s), 1),
+                   workers=workers or available_cpus())
 
     gru = SampleGRU().eval()
     n = args.baseline_samples
@@ -182,7 +188,7 @@ def main():
     for name in list(cases):
         for base in ("gru_loop", "wavernn"):
             b = int(name.split("_b")[-1])
-            if not name.startswith(("gru_loop", "wavernn")) and f"{base}_b{b}" in cases:
+            if not name.startswith(("gru_loop", "wavernn")) and "_cores" not in name and f"{base}_b{b}" in cases:
                 cases[name][f"vs_{base}"] = round(cases[name]["samples_per_s"] / cases[f"{base}_b{b}"]["samples_per_s"], 2)
 
     bars = {
@@ -192,6 +198,8 @@ def main():
         # baselines (which are not primed) are timed
         "batch8_8x_realtime_sampling": {f"{c}": cases[f"{c}_b8"]["sampling_only_samples_per_s"] >= 8 * RATE
                                         for c in ("speech", "piano")},
+        # the same with the takes shared out among the machine's cores, as genseq continue -n does
+        "batch8_8x_realtime_cores": {f"{c}": cases[f"{c}_cores_b8"]["x_realtime"] >= 8 for c in ("speech", "piano")},
         "memory_flat": (abs(memory[-1]["peak_rss_mib_after"] - memory[0]["peak_rss_mib_after"]) < 64
                         if len(memory) > 1 else None),
     }

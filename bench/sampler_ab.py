@@ -24,6 +24,7 @@ import json
 import subprocess
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -56,6 +57,8 @@ def main():
     torch.set_num_threads(1)
     then = revision_module(args.against)
     steps = round(args.seconds * RATE)
+    # the working tree's sampler in this process alone, like the revision's (whose takes never fork)
+    one_process = partial(frame.FrameLM.sample_fast, workers=1)
     result = {"against": args.against, "seconds": args.seconds, "repeat": args.repeat, "cases": {}}
 
     def timed(sample, model, logits, state, batch, n=steps):
@@ -73,7 +76,7 @@ def main():
         with torch.inference_mode():
             logits, state = loaded.model(torch.tensor([prime]))
         for batch in (1, 8):
-            samplers = {"old": then.FrameLM.sample_fast, "new": frame.FrameLM.sample_fast}
+            samplers = {"old": then.FrameLM.sample_fast, "new": one_process}
             for sample in samplers.values():
                 timed(sample, loaded.model, logits, state, batch, 160)  # warm up
             times = {"old": [], "new": []}
@@ -101,14 +104,13 @@ def main():
             return cache[key]
         return call
 
-    parts = {"whole step": best(frame.FrameLM.sample_fast, loaded.model, logits, state, 8)}
+    parts = {"whole step": best(one_process, loaded.model, logits, state, 8)}
     try:  # the frame tier: its GRU step, and its contexts' products with the token GRU's weights
         frame.FastWeights.frame_step = once("frame", frame_step)
         frame.FastWeights.context_gates = once("gates", context_gates)
-        parts["without the frame tier"] = best(frame.FrameLM.sample_fast, loaded.model, logits, state, 8)
+        parts["without the frame tier"] = best(one_process, loaded.model, logits, state, 8)
         frame.gumbel = once("noise", gumbel)
-        parts["without the frame tier and the noise"] = best(frame.FrameLM.sample_fast, loaded.model, logits,
-                                                             state, 8)
+        parts["without the frame tier and the noise"] = best(one_process, loaded.model, logits, state, 8)
     finally:
         frame.FastWeights.frame_step, frame.FastWeights.context_gates, frame.gumbel = frame_step, context_gates, gumbel
     us = {name: round(seconds / steps * 1e6, 1) for name, seconds in parts.items()}

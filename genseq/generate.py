@@ -37,7 +37,7 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: flo
 @torch.inference_mode()
 def generate(model, prime, steps: int, *, batch: int = 1, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, seed: int | None = None, stop_id: int | None = None,
-             progress=None) -> torch.Tensor:
+             progress=None, workers: int | None = None) -> torch.Tensor:
     """Sample ``steps`` tokens after ``prime`` for ``batch`` sequences at once.
 
     prime: ids (P,) shared by the batch, or (B, P); at least one token.
@@ -46,7 +46,8 @@ def generate(model, prime, steps: int, *, batch: int = 1, temperature: float = 1
     progress: optional callable given the number of tokens done after each step (progress bars).
     Returns the generated ids, (B, steps), without the prime. Same seed, same device: same output.
     A model with a ``sample_fast`` method (the frame model) samples plain temperature draws
-    through it; top-k and top-p take the general step-by-step path.
+    through it, sharing the takes out among ``workers`` processes (default: one per CPU core);
+    top-k and top-p take the general step-by-step path.
     """
     model.eval()
     device = next(model.parameters()).device
@@ -54,16 +55,17 @@ def generate(model, prime, steps: int, *, batch: int = 1, temperature: float = 1
     generator = None
     if seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
+    run = getattr(model, "prime", model)  # a model may skip the logits of all but the last position
     if prime.dim() == 1 and getattr(model, "prime_once", True):  # run a shared prime once, copy the state
-        logits, state = model(prime.unsqueeze(0))
+        logits, state = run(prime.unsqueeze(0))
         logits, state = logits[:, -1].expand(batch, -1), repeat_state(state, batch)
     else:
         if prime.dim() == 1:
             prime = prime.unsqueeze(0).expand(batch, -1)
-        logits, state = model(prime)
+        logits, state = run(prime)
         logits = logits[:, -1]
     if hasattr(model, "sample_fast") and top_k == 0 and top_p == 1.0 and stop_id is None:
-        return model.sample_fast(logits, state, steps, temperature, seed, progress).to(device)
+        return model.sample_fast(logits, state, steps, temperature, seed, progress, workers).to(device)
     out = torch.empty(logits.size(0), steps, dtype=torch.long, device=device)
     finished = torch.zeros(logits.size(0), dtype=torch.bool, device=device)
     for t in range(steps):

@@ -324,16 +324,17 @@ def continue_audio(loaded: Loaded, clip: np.ndarray | None, seconds: float, n: i
 
 def sample_images(loaded: Loaded, n: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                   seed: int | None = None, keep: np.ndarray | None = None,
-                  progress: bool = False) -> list[np.ndarray]:
+                  progress: bool = False, workers: int | None = None) -> list[np.ndarray]:
     """``n`` images drawn pixel by pixel; with ``keep`` (a list of pixel ids: the top rows of an
-    image) every image starts with those pixels and the model draws the rest."""
+    image) every image starts with those pixels and the model draws the rest. ``workers``: the
+    processes that share the images (default: one per CPU core)."""
     codec = loaded.codec
     kept = [] if keep is None else [int(i) for i in keep]
     steps = codec.pixels - len(kept)
     bar, tick = token_bar(steps * n, "draw", "px", progress)
     with bar:
         ids = generate(loaded.model, codec.prime(kept), steps, batch=n, temperature=temperature,
-                       top_k=top_k, top_p=top_p, seed=seed, progress=lambda done: tick(done * n))
+                       top_k=top_k, top_p=top_p, seed=seed, progress=lambda done: tick(done * n), workers=workers)
     return [codec.decode(kept + row) for row in ids.tolist()]
 
 

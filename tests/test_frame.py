@@ -27,6 +27,23 @@ def test_priming_then_stepping_equals_teacher_forcing(rows):
             assert torch.allclose(logits, full[:, t], atol=1e-5), (k, t)
 
 
+@pytest.mark.parametrize("rows", [0, 4])
+def test_inference_and_priming_equal_the_training_forward(rows):
+    """Without gradients the token tier steps in NumPy, and prime() skips the head's earlier
+    positions: same logits and state as torch's GRU."""
+    m = model(rows)
+    x = torch.randint(20, (3, 23))
+    trained, state = m(x)
+    with torch.inference_mode():
+        fast, fast_state = m(x)
+        last, prime_state = m.prime(x)
+    torch.testing.assert_close(fast, trained, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast_state.token_h, state.token_h, atol=1e-5, rtol=1e-5)
+    assert last.shape == (3, 1, 20)
+    torch.testing.assert_close(last[:, 0], fast[:, -1])
+    torch.testing.assert_close(prime_state.token_h, fast_state.token_h)
+
+
 def test_causal_in_raster_order():
     """Changing the pixel at one position changes no prediction made before it is seen."""
     m = model(rows=4)
@@ -67,6 +84,30 @@ def test_sampling_matches_the_model_distribution():
         assert (observed - expected).abs().max() < 0.03
 
 
+def test_a_take_is_the_same_whatever_the_workers_and_the_takes_beside_it():
+    """Each take has its own noise stream, so takes shared out among forked workers are the
+    takes of one process, and take 0 of four is the single take of the same seed."""
+    m = model()
+    logits, state = m(torch.tensor([[1, 2, 3]]))
+    single = m.sample_fast(logits[:, -1], state, 40, 1.0, seed=7, workers=1)
+    four = dict(logits=logits[:, -1].expand(4, -1), state=state.repeat(4), steps=40, temperature=1.0, seed=7)
+    alone = m.sample_fast(**four, workers=1)
+    shared = m.sample_fast(**four, workers=3)
+    assert torch.equal(alone, shared)
+    assert torch.equal(single[0], alone[0])
+    assert len({tuple(row) for row in alone.tolist()}) == 4
+
+
+def test_a_failing_worker_is_reported():
+    from genseq.models.frame import run_forked
+
+    def fails(report):
+        raise ValueError("no luck")
+    assert run_forked([lambda report: 1, lambda report: 2]) == [1, 2]
+    with pytest.raises(RuntimeError, match="ValueError: no luck"):
+        run_forked([lambda report: 1, fails])
+
+
 def test_seeded_samples_reproduce():
     m = model()
     a = generate(m, [1, 2, 3], 40, batch=3, seed=5)
@@ -81,7 +122,7 @@ def test_gumbel_noise_is_standard_gumbel():
     import numpy as np
 
     from genseq.models.frame import gumbel
-    g = gumbel(np.random.default_rng(0).bit_generator, (200, 1000)).astype(np.float64)
+    g = gumbel([np.random.default_rng(0).bit_generator], 200, 1000)[:, 0].astype(np.float64)
     assert g.shape == (200, 1000) and np.isfinite(g).all()
     assert abs(g.mean() - 0.5772) < 0.01 and abs(g.var() - np.pi ** 2 / 6) < 0.02
     for x in (-1.0, 0.0, 1.0, 3.0):

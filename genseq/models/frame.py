@@ -16,6 +16,9 @@ token after each position and the state after the last one; ``step(token, state)
 token. The token predicted at position t has index t in the frame grid: frame t // F, column t % F.
 """
 
+import multiprocessing
+import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -56,6 +59,12 @@ class FrameState:
                           self.token_h.expand(-1, batch, -1).contiguous(),
                           self.context.expand(batch, -1, -1).contiguous(),
                           self.history.expand(batch, -1).contiguous(), self.position)
+
+    def rows(self, index: np.ndarray) -> "FrameState":
+        """The state of takes ``index`` alone."""
+        index = torch.as_tensor(index, device=self.history.device)
+        return FrameState(self.frame_h[:, index], self.token_h[:, index], self.context[index],
+                          self.history[index], self.position)
 
 
 class FrameLM(nn.Module):
@@ -116,8 +125,9 @@ class FrameLM(nn.Module):
 
     # -- the two paths -----------------------------------------------------------------------
 
-    def forward(self, tokens: torch.Tensor, state: FrameState | None = None):
-        """tokens: (B, T) ids from the start of a sequence -> logits (B, T, V), state.
+    def forward(self, tokens: torch.Tensor, state: FrameState | None = None, last_only: bool = False):
+        """tokens: (B, T) ids from the start of a sequence -> logits (B, T, V), state; with
+        ``last_only`` the logits of the last position alone, (B, 1, V) (see :meth:`prime`).
 
         Only a fresh start is supported (``state`` must be None): windows and images are scored
         from the start; generation continues with :meth:`step`.
@@ -137,10 +147,33 @@ class FrameLM(nn.Module):
             top = torch.cat([top, read], 1)
         contexts = self._contexts(top)  # (B, n + 1, F, S): frame f's from the frames before it
         x = x + contexts.flatten(1, 2)[:, :T] + self._positions(torch.arange(T, device=tokens.device))
-        hidden, token_h = self.token_rnn(self.drop(x), start.token_h)
-        logits = self.head(self.drop(hidden))
+        hidden, token_h = self._token_tier(self.drop(x), start.token_h)
+        logits = self.head(self.drop(hidden[:, -1:] if last_only else hidden))
         state = FrameState(frame_h, token_h, contexts[:, -1], padded[:, -K:], T)
         return logits, state
+
+    def prime(self, tokens: torch.Tensor):
+        """What generation needs of a prime: the next-token logits (B, 1, V) and the state, without
+        the head's work at every earlier position."""
+        return self(tokens, last_only=True)
+
+    def _token_tier(self, x: torch.Tensor, h0: torch.Tensor):
+        """The token GRU over inputs x (B, T, S) from h0 (1, B, S). Without gradients on the CPU it
+        steps in NumPy (:class:`FoldedGRU`), a third faster than torch's loop: priming 1 s of audio
+        is 16,000 steps."""
+        if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32:
+            return self.token_rnn(x, h0)
+        rnn, (B, T, S) = self.token_rnn, x.shape
+        gru = FoldedGRU(rnn.weight_ih_l0, rnn.bias_ih_l0, rnn.weight_hh_l0, rnn.bias_hh_l0)
+        gates = _gate_major(x.numpy().reshape(B * T, S) @ gru.w_ih).reshape(3, B, T, S)
+        gates = np.ascontiguousarray(gates.transpose(2, 0, 1, 3))  # (T, 3, B, S): one block per step
+        gates += gru.b_ih
+        out = np.empty((T, B, S), np.float32)
+        h = h0[0].numpy().copy()
+        with one_torch_thread():
+            for t in range(T):
+                h = out[t] = gru.step(gates[t], np.matmul(h, gru.w_hh), h)
+        return torch.from_numpy(out).transpose(0, 1), torch.from_numpy(h[None].copy())
 
     def step(self, token: torch.Tensor, state: FrameState):
         """token: (B,) the next input -> logits (B, V) for the token after it, and the new state."""
@@ -187,7 +220,7 @@ class FrameLM(nn.Module):
 
     @torch.inference_mode()
     def sample_fast(self, logits: torch.Tensor, state: FrameState, steps: int, temperature: float,
-                    seed: int | None, progress=None) -> torch.Tensor:
+                    seed: int | None, progress=None, workers: int | None = None) -> torch.Tensor:
         """``steps`` tokens after a primed ``state`` (whose next-token logits are ``logits``),
         sampled exactly by Gumbel-max at ``temperature`` (0: greedy). Returns (B, steps) ids.
 
@@ -196,10 +229,31 @@ class FrameLM(nn.Module):
         folded into lookup tables (lags, positions, gate biases) or done once per frame
         (contexts); the frame tier runs once per frame, its products in torch. This is what makes
         audio faster than real time (``bench/audio_speed.py``).
-        The noise is drawn a frame at a time from ``seed``: the same seed gives the same tokens.
+
+        Takes are independent, so several are shared out among ``workers`` processes (default:
+        the CPU cores this process may use; forked, Linux only), each on one thread. Each take
+        draws its noise a frame at a time from its own stream, spawned from ``seed``: a take is
+        the same whatever the number of workers or of takes beside it.
         """
+        weights = FastWeights(self, temperature)
+        state = FrameState(state.frame_h.cpu(), state.token_h.cpu(), state.context.cpu(), state.history.cpu(),
+                           state.position)  # forked workers must not touch a GPU
+        B = state.history.shape[0]
+        streams = np.random.SeedSequence(seed).spawn(B)
+        shares = np.array_split(np.arange(B), max(1, min(B, workers or available_cpus())))
+        logits = _np(logits)
+        jobs = [(lambda report, i=index: self._sample_share(weights, logits[i], state.rows(i), steps, temperature,
+                                                            [streams[k] for k in i], report))
+                for index in shares]
+        tokens = np.concatenate(run_forked(jobs, progress), axis=1)
+        if progress is not None:
+            progress(steps)
+        return torch.from_numpy(np.ascontiguousarray(tokens.T).astype(np.int64))
+
+    def _sample_share(self, w: "FastWeights", logits: np.ndarray, state: FrameState, steps: int,
+                      temperature: float, streams: list, progress=None) -> np.ndarray:
+        """The sampling loop for some takes: their tokens, (steps, takes), as small integers."""
         Fr, K = self.frame, self.history_len
-        w = FastWeights(self, temperature)
         B, V = state.history.shape[0], self.config.vocab_size
         tokens = np.empty((K + steps, B), np.int64)  # the history, then what is generated; time-major
         tokens[:K] = state.history.cpu().numpy().T
@@ -214,13 +268,13 @@ class FrameLM(nn.Module):
         (table, back), *more = [(w.lag_tables[k], K + 1 - lag) for k, lag in enumerate(self.lags)]
         position_gates = w.position_gates if w.pos_gates is not None else None
         gru, head = w.token, w.head
-        scores, t = _np(logits) * w.scale - w.b2, state.position  # the noise carries the head's last bias
-        bits = np.random.default_rng(seed).bit_generator
+        scores, t = logits * w.scale - w.b2, state.position  # the noise carries the head's last bias
+        bits = [np.random.PCG64(stream) for stream in streams]
 
         def draw_noise() -> np.ndarray:  # one frame's noise, (F, B, V), plus the head's last bias
             if temperature <= 0:  # greedy: no noise
                 return np.broadcast_to(w.b2, (Fr, B, V))
-            noise = gumbel(bits, (Fr, B, V))
+            noise = gumbel(bits, Fr, V)
             noise += w.b2
             return noise
 
@@ -248,18 +302,68 @@ class FrameLM(nn.Module):
                 h = gru.step(gi, np.matmul(h, gru.w_hh), h)
                 scores = head(h)
                 t += 1
-        if progress is not None:
-            progress(steps)
-        return torch.from_numpy(np.ascontiguousarray(tokens[K:].T))
+        return tokens[K:].astype(np.uint16 if V <= 1 << 16 else np.int64)  # small through a pipe
 
 
-def gumbel(bits: np.random.BitGenerator, shape: tuple) -> np.ndarray:
-    """Standard Gumbel noise -log(-log u), float32, from 23 random bits per draw: the bits fill
-    the mantissa of a float in [1, 2), which less (1 - 2^-24) is u, strictly inside (0, 1), so
-    the noise is finite. This costs about a third of NumPy's float32 exponential draws, which
-    matters at 2,048 draws per step for 8 audio takes."""
-    n = int(np.prod(shape))
-    u = bits.random_raw((n + 1) // 2).view(np.uint32)[:n] >> 9
+def available_cpus() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def run_forked(jobs: list, progress=None) -> list:
+    """Each job's result, ``job(report)``: the first in this process (reporting to ``progress``),
+    the others at the same time in forked children, one thread each. Runs them one after another
+    where fork is not safe (off Linux)."""
+    if len(jobs) == 1 or not sys.platform.startswith("linux"):
+        return [job(progress if k == 0 else None) for k, job in enumerate(jobs)]
+    context = multiprocessing.get_context("fork")
+    children = []
+    for job in jobs[1:]:
+        reader, writer = context.Pipe(duplex=False)
+        child = context.Process(target=_child, args=(job, writer), daemon=True)
+        child.start()
+        writer.close()
+        children.append((child, reader))
+    try:
+        results = [jobs[0](progress)]
+        for child, reader in children:
+            ok, value = reader.recv()
+            if not ok:
+                raise RuntimeError(f"a sampling worker failed: {value}")
+            results.append(value)
+    finally:
+        for child, reader in children:
+            reader.close()
+            child.join(timeout=1)
+            if child.is_alive():
+                child.terminate()
+    return results
+
+
+def _child(job, writer) -> None:
+    try:
+        torch.set_num_threads(1)
+        writer.send((True, job(None)))
+    except BaseException as error:  # noqa: BLE001 - reported to the parent, which raises it
+        writer.send((False, f"{type(error).__name__}: {error}"))
+    finally:
+        writer.close()
+
+
+def gumbel(bits: list, frames: int, V: int) -> np.ndarray:
+    """Standard Gumbel noise -log(-log u), float32, (frames, len(bits), V): take b's from bit
+    generator b, frame after frame. Each draw takes 23 random bits, which fill the mantissa of a
+    float in [1, 2); less (1 - 2^-24) it is u, strictly inside (0, 1), so the noise is finite.
+    This costs about a third of NumPy's float32 exponential draws, which matters at 2,048 draws
+    per step for 8 audio takes."""
+    half = (V + 1) // 2  # two draws per 64 random bits
+    raw = np.empty((frames, len(bits), half), np.uint64)
+    for take, generator in enumerate(bits):
+        raw[:, take] = generator.random_raw(frames * half).reshape(frames, half)
+    u = raw.view(np.uint32)[..., :V] >> 9
     u |= np.uint32(0x3F800000)  # exponent of 1.0
     u = u.view(np.float32)
     u -= np.float32(1 - 2.0 ** -24)
@@ -267,7 +371,7 @@ def gumbel(bits: np.random.BitGenerator, shape: tuple) -> np.ndarray:
     np.negative(u, out=u)
     np.log(u, out=u)
     np.negative(u, out=u)
-    return u.reshape(shape)
+    return u
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
