@@ -25,7 +25,7 @@ from genseq.models import FrameLM, RNNLM, build_model
 from genseq.models.rnn import stream_nll
 from genseq.models.vae import SequenceVAE
 from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, read_file, writable_folder
-from genseq.train import Trainer, TrainConfig, mixed_precision
+from genseq.train import Trainer, TrainConfig, mixed_precision, terminate_as_interrupt
 from genseq.vae import refit_encoder, vae_metrics
 
 LN2 = math.log(2)
@@ -266,8 +266,13 @@ def refit_stage(trainer: Trainer, data, steps: int) -> dict:
         with torch.no_grad():
             for name, p in params.items():
                 p.copy_(trainer.ema[name])
-    trainer.meta["refit"] = refit_encoder(trainer.model, data, steps, start=trainer.total,
-                                          progress=trainer.progress)
+    try:
+        with terminate_as_interrupt():
+            trainer.meta["refit"] = refit_encoder(trainer.model, data, steps, start=trainer.total,
+                                                  progress=trainer.progress)
+    except KeyboardInterrupt:
+        raise GenseqError(f"interrupted while refitting the encoder; {trainer.run_dir} keeps the trained model "
+                          "and its checkpoint, and --resume runs the refit again") from None
     trainer._log(split="refit", **trainer.meta["refit"])
     if trainer.ema is not None:
         trainer.ema = {name: p.detach().clone() for name, p in params.items()}

@@ -231,3 +231,23 @@ def test_training_ends_with_the_refit_once(tmp_path):
     train("vae", corpus, run, resume=True, **options)  # a finished run: nothing more to do
     again = load_model(str(run)).model.state_dict()
     assert all(torch.equal(weights[k], again[k]) for k in weights)
+
+
+def test_an_interrupted_refit_keeps_the_trained_model_and_resume_runs_it(tmp_path, monkeypatch):
+    import genseq.tasks
+
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("\n".join(LINES * 4) + "\n", encoding="utf-8")
+    run = tmp_path / "vae"
+    options = dict(model_config=dict(hidden_size=24, embed_dim=16, latent_dim=4), valid=corpus, progress=False,
+                   train_config=TrainConfig(steps=20, batch_size=8, valid_every=10, seed=0))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(genseq.tasks, "refit_encoder", interrupted)
+    with pytest.raises(GenseqError, match="interrupted while refitting the encoder.*--resume"):
+        train("vae", corpus, run, **options)
+    assert "refit" not in load_model(str(run)).record  # the trained model, whole
+    monkeypatch.undo()
+    train("vae", corpus, run, resume=True, **options)
+    assert load_model(str(run)).record["refit"]["steps"] == 2
