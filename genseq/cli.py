@@ -514,9 +514,10 @@ def demo(out, open_page):
 @click.argument("corpus", type=click.Path(path_type=Path))
 @model_option()
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="The model file to write.")
-@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=REFIT_LR, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="Adam steps.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=REFIT_LR, show_default=True,
+              help="Adam's learning rate.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Items per step.")
 @click.option("--valid", "valid_path", type=click.Path(path_type=Path), default=None,
               help="Held-out items to score the result on, stored in the file as its record.")
 @click.option("--seed", type=int, default=0, help="Seed for the batches and latent samples.")
