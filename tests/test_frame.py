@@ -146,3 +146,17 @@ def test_pairs_of_draws_follow_the_model(prime_length):
     assert (observed - expected).abs().max() < 0.01
     chi2 = ((observed - expected) ** 2 / expected.clamp(min=1e-9)).sum() * n
     assert chi2 < 500  # 399 degrees of freedom: mean 399, sd 28
+
+
+def test_workers_respect_a_containers_cpu_quota(tmp_path, monkeypatch):
+    from genseq.models import frame
+
+    cores = frame.available_cpus()
+    quota = tmp_path / "cpu.max"
+    monkeypatch.setattr(frame, "CPU_MAX", str(quota))
+    quota.write_text("100000 100000\n")  # one CPU
+    assert frame.available_cpus() == 1
+    quota.write_text("max 100000\n")
+    assert frame.available_cpus() >= 1
+    monkeypatch.setattr(frame, "CPU_MAX", str(tmp_path / "absent"))
+    assert frame.available_cpus() >= 1 and cores >= 1

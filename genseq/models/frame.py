@@ -305,12 +305,24 @@ class FrameLM(nn.Module):
         return tokens[K:].astype(np.uint16 if V <= 1 << 16 else np.int64)  # small through a pipe
 
 
+CPU_MAX = "/sys/fs/cgroup/cpu.max"  # "QUOTA PERIOD" in microseconds, or "max PERIOD"
+
+
 def available_cpus() -> int:
-    """The CPU cores this process may run on."""
+    """The CPU cores this process may run on: its affinity, capped by a container's CPU quota
+    (cgroup v2 ``cpu.max``), so that a 2-CPU container on a 64-core host runs 2 workers."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+    try:
+        with open(CPU_MAX) as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
 
 
 def run_forked(jobs: list, progress=None) -> list:
