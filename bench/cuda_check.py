@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 
 from genseq.codecs.text import read_text_corpus
-from genseq.data import ItemBatches
 from genseq.store import load_model
+from genseq.tasks import VAETask
+from genseq.train import TrainConfig
 from genseq.vae import refit_encoder, vae_metrics
 
 TEST = Path(__file__).resolve().parents[1] / "corpora/poems/wuyan/test.txt"
@@ -26,7 +27,7 @@ def vae_check(devices=("cpu", "cuda")) -> None:
     for device in devices:
         loaded = load_model("poems", torch.device(device))
         metrics = vae_metrics(loaded.model, loaded.codec, lines, iw_samples=10, refine=10)
-        data = ItemBatches([loaded.codec.encode(line) for line in lines], 32, 0, 2, 3)
+        data, _ = VAETask.data(loaded.codec, lines, TrainConfig(batch_size=32))
         refit = refit_encoder(loaded.model, data, steps=5, progress=False)
         print(f"poems on {device}: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in
               ("iw_nll", "neg_elbo", "kl", "recon_char_accuracy", "recon_char_accuracy_refined"))

@@ -276,7 +276,6 @@ def refit_stage(trainer: Trainer, data, steps: int) -> dict:
     trainer._log(split="refit", **trainer.meta["refit"])
     if trainer.ema is not None:
         trainer.ema = {name: p.detach().clone() for name, p in params.items()}
-    trainer.model.train()
     metrics = trainer._validate()
     trainer.save()
     return metrics

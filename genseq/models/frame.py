@@ -159,8 +159,8 @@ class FrameLM(nn.Module):
 
     def _token_tier(self, x: torch.Tensor, h0: torch.Tensor):
         """The token GRU over inputs x (B, T, S) from h0 (1, B, S). Without gradients on the CPU it
-        steps in NumPy (:class:`FoldedGRU`), a third faster than torch's loop: priming 1 s of audio
-        is 16,000 steps."""
+        steps in NumPy (:class:`FoldedGRU`), faster than torch's loop: priming 1 s of audio is
+        16,000 steps (``prime_s`` in ``bench/audio_speed.py``)."""
         if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32:
             return self.token_rnn(x, h0)
         rnn, (B, T, S) = self.token_rnn, x.shape

@@ -123,16 +123,20 @@ class SequenceVAE(nn.Module):
         nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD, reduction="none")
         return nll.sum(1)
 
+    def elbo_terms(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The negative ELBO's two terms, averaged over the batch: -log p(x|z) for one z drawn
+        from q(z|x) (reparameterised), and the KL of each latent dimension (Z,)."""
+        mean, logvar = self.encode(tokens)
+        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
+        return self.reconstruction_nll(tokens, z).mean(), gaussian_kl(mean, logvar).mean(0)
+
     def loss(self, tokens: torch.Tensor, step: int = 0) -> dict:
         """Negative ELBO with the annealed KL weight and free bits, averaged over sequences."""
         config = self.config
         pretraining = step < config.ae_pretrain_steps
         if step == config.ae_pretrain_steps > 0:
             self.reset_decoder()
-        mean, logvar = self.encode(tokens)
-        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
-        rec = self.reconstruction_nll(tokens, z).mean()
-        kl_dims = gaussian_kl(mean, logvar).mean(0)  # (Z,), averaged over the batch
+        rec, kl_dims = self.elbo_terms(tokens)
         kl_penalised = kl_dims.clamp(min=config.free_bits) if config.free_bits > 0 else kl_dims
         beta = 0.0 if pretraining else kl_weight(config, step - config.ae_pretrain_steps)
         return {"loss": rec + beta * kl_penalised.sum(), "rec": rec.detach(), "kl": kl_dims.sum().detach(),
