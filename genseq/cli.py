@@ -196,6 +196,9 @@ image_options = stack(
               help="Tokens per training window [default: 128; audio 2048].")
 @click.option("--token-hidden", type=click.IntRange(min=1), default=None,
               help="Frame model: units of the per-token GRU [default: audio 64, images 128].")
+@click.option("--frame", type=click.IntRange(min=1), default=None,
+              help="Audio frame model: samples per step of the frame tier [default: 16]; a longer "
+                   "frame samples faster (bench/frame_sizes.py). Images: one row.")
 @click.option("--sample-rate", type=click.IntRange(min=1000, max=192_000), default=16000,
               help="Audio: the model's sample rate; clips are resampled to it.")
 @image_options

@@ -75,6 +75,21 @@ def frame_config(codec: Codec, options: dict) -> dict:
     return config
 
 
+def check_frame_options(task: str, kind: str, model_config: dict) -> None:
+    """Refuse, before any work, frame-model options that the model to be trained has no use for."""
+    arch = model_config.get("arch") or "auto"
+    frame_model = task == "lm" and kind != "text" and arch in ("auto", "frame")
+    for key in ("frame", "token_hidden"):
+        if model_config.get(key) is None:
+            continue
+        option = "--" + key.replace("_", "-")
+        if not frame_model:
+            raise GenseqError(f"{option} shapes the frame model of audio and images, which this run "
+                              "does not train; drop it")
+        if key == "frame" and kind == "image":
+            raise GenseqError("--frame is for audio: an image model's frame is one row of pixels")
+
+
 def fit_codec(kind: str, items: list, options: dict, offset: int = 0) -> Codec:
     """A new codec for training ``items``: a SentencePiece model for text, the sample rate for
     audio, a k-means palette (or the lecture's colormap) for images, its ids from ``offset`` on."""
@@ -198,6 +213,7 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     check_run_dir(run_dir, resume)
     colormap = codec_options.get("colormap")
     kind = corpus_kind(corpus, colormap)
+    check_frame_options(task, kind, model_config or {})
     if kind == "audio" and task != "lm":
         raise GenseqError(f"{corpus} holds audio; genseq train {task} takes lines of text or images, "
                           "use genseq train lm for audio")

@@ -7,6 +7,7 @@ import soundfile as sf
 from PIL import Image
 
 from conftest import sprite
+from genseq.store import load_model
 from test_cli import run
 
 
@@ -55,7 +56,6 @@ def test_sample_grid_complete_and_eval_images(tmp_path, tiny_image_run, sprite_f
 
 
 def test_completion_keeps_the_given_pixels_exactly(tiny_image_run):
-    from genseq.store import load_model
     from genseq.tasks import complete_image
 
     loaded = load_model(str(tiny_image_run))
@@ -148,3 +148,21 @@ def test_ctrl_c_during_generation_stops_cleanly_and_writes_nothing(tmp_path, tin
     _, err = process.communicate(timeout=60)
     assert process.returncode == 1 and "Aborted!" in err and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".long*"))
+
+
+def test_an_audio_models_frame_length(tmp_path, audio_folder, sprite_folder, corpus_file):
+    run_dir = tmp_path / "frame8"
+    result = run("train", "lm", audio_folder, "-o", run_dir, "--valid", audio_folder, "--steps", 2,
+                 "--valid-every", 2, "--batch-size", 2, "--seq-len", 64, "--hidden", 16, "--embed", 4,
+                 "--token-hidden", 8, "--frame", 8, "--sample-rate", 8000, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert load_model(str(run_dir)).model.config.frame == 8
+    result = run("sample", "-m", run_dir, "--seconds", 0.05, "-o", tmp_path / "s.wav")
+    assert result.exit_code == 0, result.output
+    assert len(sf.read(tmp_path / "s.wav")[0]) == 400
+    for corpus, args, message in [(sprite_folder, ["--frame", 4], "an image model's frame is one row"),
+                                  (corpus_file, ["--token-hidden", 8], "which this run does not train"),
+                                  (audio_folder, ["--arch", "rnn", "--frame", 4], "which this run does not train")]:
+        result = run("train", "lm", corpus, "-o", tmp_path / "r", *args)
+        assert result.exit_code == 1 and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output and not (tmp_path / "r").exists()
