@@ -6,6 +6,7 @@
 #   bash recipes/models/run.sh poems verse     # some of them
 #   bash recipes/models/run.sh --quick         # the same pipeline on tiny budgets (the tests run it)
 #   bash recipes/models/run.sh speech piano sprites   # the frame models: these need a CUDA GPU
+#   bash recipes/models/run.sh speech-fast piano-fast  # cheaper audio candidates (CUDA), scored only
 #
 # Baselines for the VAE tables (a language model of the decoder's size, the VAE with Bowman's
 # plain settings) are the *-lm and *-bowman targets; poems-fb0.5 and poems-fb1.0 trace the
@@ -117,6 +118,10 @@ for target in "${targets[@]}"; do
     speech-gru)  # the plain sample-level baseline, same budget (1,137 steps)
       train_and_measure speech-gru lm corpora/audio/speech 0 $(gpu_budget 500) --arch rnn \
         $(size --hidden 512 --layers 1 --embed 64) ;;
+    speech-fast|piano-fast)  # a frame tier of 256 units over 32 samples: x1.28 the shipped size's
+      # sampling speed for 8 takes on 2 cores (bench/frame_sizes.py); candidates, not exported:
+      # not yet trained (they need a GPU) nor scored beside the shipped models
+      train_and_measure "$target" lm "corpora/audio/${target%-fast}" 0 $(gpu_budget 500) --hidden 256 --frame 32 $(frame) ;;
     piano)  # 4,855 steps in 7.2 minutes
       train_and_measure piano lm corpora/audio/piano 0 $(gpu_budget 500) $(frame)
       export_model piano float16 best.pt ;;
@@ -129,7 +134,7 @@ for target in "${targets[@]}"; do
         --kl-anneal-steps 300 --batch-size 32 --lr 3e-3 --valid-every 100 --refit-steps 0
       export_model sprites-vae float16 best.pt ;;
     *) echo "unknown target $target; choose from shakespeare poems poems-lm poems-bowman poems-fb0.5" \
-            "poems-fb1.0 verse verse-lm verse-bowman speech speech-gru piano sprites sprites-vae" >&2
+            "poems-fb1.0 verse verse-lm verse-bowman speech speech-gru speech-fast piano piano-fast sprites sprites-vae" >&2
        exit 2 ;;
   esac
 done
