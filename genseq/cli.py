@@ -365,6 +365,15 @@ def complete_command(image, model_spec, count, keep, out, temperature, top_k, to
     click.echo(f"wrote {out}: original, kept {rows} of {codec.height} rows, {count} completions", err=True)
 
 
+def model_items(corpus: Path, codec, colormap=None) -> list:
+    """The items of ``corpus`` as the model reads them; one clear line if they are of another kind."""
+    kind = corpus_kind(corpus, colormap)
+    if kind != codec.kind:
+        raise GenseqError(f"{corpus} holds {kind} but the model is a {codec.kind} model; give a "
+                          f"{codec.kind} corpus")
+    return read_corpus(corpus, kind, sample_rate=getattr(codec, "sample_rate", 16000), colormap=colormap)
+
+
 @main.command("eval", short_help="Score a held-out corpus under a model.")
 @click.argument("corpus", type=click.Path(path_type=Path))
 @model_option()
@@ -384,11 +393,7 @@ def eval_command(corpus, model_spec, as_json, iw_samples, seed, refine, limit, c
     VAE also IW-NLL, KL, mutual information, active units and reconstruction accuracy."""
     loaded = load_model(model_spec, pick_device(device))
     codec = loaded.codec
-    kind = corpus_kind(corpus, colormap)
-    if kind != codec.kind:
-        raise GenseqError(f"{corpus} holds {kind} but the model is a {codec.kind} model; give a "
-                          f"{codec.kind} corpus")
-    items = read_corpus(corpus, kind, sample_rate=getattr(codec, "sample_rate", 16000), colormap=colormap)[:limit]
+    items = model_items(corpus, codec, colormap)[:limit]
     task = loaded.record["task"]
     extra = {"iw_samples": iw_samples, "seed": seed, "refine": refine} if task == "vae" else {}
     metrics = TASKS[task].metrics(loaded.model, codec, items, **extra)
@@ -533,17 +538,14 @@ def refit_command(corpus, model_spec, out, steps, lr, batch_size, valid_path, se
     loaded = load_vae(model_spec, device, kind=None)
     codec = loaded.codec
     check_output(out)
-    kind = corpus_kind(corpus)
-    if kind != codec.kind:
-        raise GenseqError(f"{corpus} holds {kind} but the model is a {codec.kind} model; give its training corpus")
+    items = model_items(corpus, codec)
     torch.manual_seed(seed)
-    items = read_corpus(corpus, kind)
     data, _ = TASKS["vae"].data(codec, items, TrainConfig(batch_size=batch_size, seed=seed))
     stats = refit_encoder(loaded.model, data, steps, lr, progress=not quiet)
     record = loaded.record
     valid = None
     if valid_path is not None:
-        valid = TASKS["vae"].metrics(loaded.model, codec, read_corpus(valid_path, corpus_kind(valid_path)))
+        valid = TASKS["vae"].metrics(loaded.model, codec, model_items(valid_path, codec))
     meta = {k: record[k] for k in ("corpus", "step", "refit_steps") if k in record}
     save_atomic(model_record(loaded.model, codec, "vae", **meta, valid=valid, refit=stats), out)
     shown = f", held-out neg_elbo {valid['neg_elbo']:.3f}, kl {valid['kl']:.3f}" if valid else ""
@@ -579,7 +581,14 @@ def models(as_json):
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--precision", type=click.Choice(PRECISIONS), default="float16",
               help="How weights are stored: float16 halves the file, per-row int8 quarters it.")
-def export_command(source, target, precision):
+@click.option("--valid", "valid_path", type=click.Path(path_type=Path), default=None,
+              help="Score MODEL on this held-out corpus as training validates, and store those "
+                   "scores (what genseq models shows) in place of the training run's.")
+def export_command(source, target, precision, valid_path):
     """Write MODEL (file, run folder or name) as one shareable model file, weights only."""
-    size = export_model(source, target, precision)
+    valid = None
+    if valid_path is not None:
+        loaded = load_model(source)
+        valid = TASKS[loaded.record["task"]].metrics(loaded.model, loaded.codec, model_items(valid_path, loaded.codec))
+    size = export_model(source, target, precision, valid)
     click.echo(f"wrote {target} ({size / 1e6:.1f} MB)", err=True)

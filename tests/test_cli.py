@@ -2,9 +2,11 @@ import json
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from genseq.cli import main
+from genseq.store import read_file
 
 TINY = ["--hidden", "32", "--embed", "16", "--layers", "1", "--vocab-size", "200", "--batch-size", "8",
         "--seq-len", "24", "--quiet"]
@@ -176,3 +178,16 @@ def test_vae_commands_refuse_language_models_and_empty_lines(tiny_run, tiny_vae_
     assert result.exit_code == 2 and "0 is not in the range" in result.output
     result = run("sample", "-m", tiny_vae_run, "--prompt", "x")
     assert result.exit_code == 1 and "takes no --prompt" in result.output
+
+
+def test_export_can_store_fresh_held_out_scores(tiny_run, corpus_file, audio_folder, tmp_path):
+    target = tmp_path / "rescored.pt"
+    result = run("export", tiny_run, target, "--precision", "float32", "--valid", corpus_file)
+    assert result.exit_code == 0, result.output
+    old, new = read_file(tiny_run / "model.pt")["valid"], read_file(target)["valid"]
+    scored = json.loads(run("eval", corpus_file, "-m", tiny_run, "--json").output)
+    assert new["bits_per_token"] == pytest.approx(scored["bits_per_token"], rel=1e-5)
+    assert new["step"] == old["step"] and new["tokens"] != old["tokens"]  # the whole file, not the held-out lines
+    result = run("export", tiny_run, tmp_path / "no.pt", "--valid", audio_folder)
+    assert result.exit_code == 1 and "holds audio but the model is a text model" in result.output
+    assert not (tmp_path / "no.pt").exists()
