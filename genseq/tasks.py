@@ -75,10 +75,20 @@ def frame_config(codec: Codec, options: dict) -> dict:
     return config
 
 
-def check_frame_options(task: str, kind: str, model_config: dict) -> None:
-    """Refuse, before any work, frame-model options that the model to be trained has no use for."""
-    arch = model_config.get("arch") or "auto"
-    frame_model = task == "lm" and kind != "text" and arch in ("auto", "frame")
+def lm_arch(kind: str, arch: str | None) -> str:
+    """The architecture of a language model of ``kind`` data: ``rnn`` or ``frame``. ``auto`` (or
+    None) is an RNN for text and the frame model for audio and images."""
+    if arch in (None, "auto"):
+        return "rnn" if kind == "text" else "frame"
+    if arch == "frame" and kind == "text":
+        raise GenseqError("the frame model is for audio and images; train text with --arch rnn")
+    return arch
+
+
+def check_model_options(task: str, kind: str, model_config: dict) -> None:
+    """Refuse, before any work, an architecture or frame-model options that the model to be
+    trained has no use for."""
+    frame_model = task == "lm" and lm_arch(kind, model_config.get("arch")) == "frame"
     for key in ("frame", "token_hidden"):
         if model_config.get(key) is None:
             continue
@@ -145,14 +155,9 @@ class LMTask(Task):
         """``arch``: ``auto`` (an RNN LM for text, the frame model for audio and images), ``rnn``
         (a plain RNN over the tokens: the sample-level and raster baselines) or ``frame``."""
         model_config = dict(model_config)
-        arch = model_config.pop("arch", None) or "auto"
-        if arch == "auto":
-            arch = "rnn" if codec.kind == "text" else "frame"
-        if arch == "rnn":
+        if lm_arch(codec.kind, model_config.pop("arch", None)) == "rnn":
             config = {k: v for k, v in model_config.items() if v is not None}
             return build_model(RNNLM.family, {"vocab_size": codec.vocab_size, **config})
-        if codec.kind == "text":
-            raise GenseqError("the frame model is for audio and images; train text with --arch rnn")
         return build_model(FrameLM.family, {"vocab_size": codec.vocab_size, **frame_config(codec, model_config)})
 
     @staticmethod
@@ -213,7 +218,7 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     check_run_dir(run_dir, resume)
     colormap = codec_options.get("colormap")
     kind = corpus_kind(corpus, colormap)
-    check_frame_options(task, kind, model_config or {})
+    check_model_options(task, kind, model_config or {})
     if kind == "audio" and task != "lm":
         raise GenseqError(f"{corpus} holds audio; genseq train {task} takes lines of text or images, "
                           "use genseq train lm for audio")

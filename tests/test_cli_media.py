@@ -162,7 +162,8 @@ def test_an_audio_models_frame_length(tmp_path, audio_folder, sprite_folder, cor
     assert len(sf.read(tmp_path / "s.wav")[0]) == 400
     for corpus, args, message in [(sprite_folder, ["--frame", 4], "an image model's frame is one row"),
                                   (corpus_file, ["--token-hidden", 8], "which this run does not train"),
-                                  (audio_folder, ["--arch", "rnn", "--frame", 4], "which this run does not train")]:
+                                  (audio_folder, ["--arch", "rnn", "--frame", 4], "which this run does not train"),
+                                  (corpus_file, ["--arch", "frame"], "the frame model is for audio and images")]:
         result = run("train", "lm", corpus, "-o", tmp_path / "r", *args)
         assert result.exit_code == 1 and message in result.output, (args, result.output)
         assert "Traceback" not in result.output and not (tmp_path / "r").exists()

@@ -118,9 +118,9 @@ for target in "${targets[@]}"; do
     speech-gru)  # the plain sample-level baseline, same budget (1,137 steps)
       train_and_measure speech-gru lm corpora/audio/speech 0 $(gpu_budget 500) --arch rnn \
         $(size --hidden 512 --layers 1 --embed 64) ;;
-    speech-fast|piano-fast)  # a frame tier of 256 units over 32 samples: x1.28 the shipped size's
-      # sampling speed for 8 takes on 2 cores (bench/frame_sizes.py); candidates, not exported:
-      # not yet trained (they need a GPU) nor scored beside the shipped models
+    speech-fast|piano-fast)  # a frame tier of 256 units over 32 samples: x1.28-1.40 the shipped
+      # size's sampling speed for 8 takes on 2 cores (bench/frame_sizes.py); candidates, scored
+      # but not exported until a GPU run scores them beside the shipped models
       train_and_measure "$target" lm "corpora/audio/${target%-fast}" 0 $(gpu_budget 500) --hidden 256 --frame 32 $(frame) ;;
     piano)  # 4,855 steps in 7.2 minutes
       train_and_measure piano lm corpora/audio/piano 0 $(gpu_budget 500) $(frame)
