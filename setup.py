@@ -9,7 +9,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["genseq", "genseq.*"]),
-    package_data={"genseq": ["pretrained/*.pt"]},
+    package_data={"genseq": ["pretrained/*.pt", "demo_inputs/*"]},
     install_requires=[
         "torch>=2.1",
         "torchaudio>=2.1",

@@ -23,8 +23,8 @@ import random
 
 import torch
 
+import genseq
 from genseq.codecs.text import read_text_corpus
-from genseq.store import load_model
 from genseq.vae import REFINE_STEPS, interpolate, recon_accuracy, reconstruct, sample_prior
 
 
@@ -54,7 +54,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
-    loaded = load_model(args.model, task="vae")
+    loaded = genseq.load(args.model, "cpu")
+    loaded.require("vae_paths", "vae", ("text",))
     lines = read_text_corpus(args.test)
     usual = collections.Counter(len(line) for line in lines).most_common(1)[0][0]
     report = {"model": str(loaded.path), "test": args.test, "pairs": args.pairs, "steps": args.steps,

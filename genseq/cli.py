@@ -7,17 +7,19 @@ import click
 import numpy as np
 import torch
 
-from genseq import __version__, distributed
-from genseq.device import DEVICES, pick_device
+from genseq import __version__
+from genseq.api import load, train
+from genseq.codecs.audio import SAMPLE_RATE, AudioCodec
+from genseq.codecs.image import NATIVE_LIMIT, PALETTE, SIZE
+from genseq.device import DEVICES
 from genseq.errors import GenseqError
-from genseq.codecs import corpus_kind, read_corpus, read_image
-from genseq.store import (PRECISIONS, export_model, load_model, model_record, read_file, save_atomic,
-                          shipped_models)
+from genseq.store import PRECISIONS, export_model, read_file, shipped_models
 from genseq.media import audio_picture, check_output, grid, hide_below, write_png, write_wav
-from genseq.tasks import TASKS, check_kind, complete_image, continue_audio, sample_images, sample_text, train
-from genseq.train import TrainConfig
-from genseq.vae import (DECODERS, REFINE_STEPS, REFIT_LR, busiest_dims, interpolate, line_codes, reconstruct,
-                        refit_encoder, sample_prior, traverse)
+from genseq.codecs.base import Codec
+from genseq.models import FrameConfig, RNNConfig, VAEConfig
+from genseq.models.vae import KL_SCHEDULES
+from genseq.tasks import FRAME_DEFAULTS, TASKS
+from genseq.vae import DECODERS, REFINE_STEPS, REFIT_LR
 
 
 class Group(click.Group):
@@ -89,8 +91,23 @@ def train_group():
     (a sequence VAE of lines of text or of images)."""
 
 
-def training_options(batch_size: int, lr: float, hidden: int):
+def default_of(config_cls, name: str):
+    """A config dataclass's default for field ``name``: the one place each default lives."""
+    return config_cls.__dataclass_fields__[name].default
+
+
+def frame_default(kind: str, name: str):
+    """The frame model's default ``name`` for ``kind`` data (audio or image)."""
+    return FRAME_DEFAULTS[kind].get(name, default_of(FrameConfig, name))
+
+
+def training_options(task: str):
     """The options every ``train`` command shares, with the task's own defaults."""
+    defaults = TASKS[task].train_defaults
+    config = RNNConfig if task == "lm" else VAEConfig
+    frame = {name: f"; audio {frame_default('audio', key)}, images {frame_default('image', key)}"
+                   f"{' in the frame tier' if name == 'hidden' else ''}" if task == "lm" else ""
+             for name, key in (("hidden", "frame_hidden"), ("embed", "embed_dim"), ("dropout", "dropout"))}
     return stack(
         click.argument("corpus", type=click.Path(path_type=Path)),
         click.option("-o", "--out", "run_dir", required=True, type=click.Path(path_type=Path),
@@ -108,15 +125,16 @@ def training_options(batch_size: int, lr: float, hidden: int):
         click.option("--vocab-size", type=click.IntRange(min=8), default=2000,
                      help="SentencePiece vocabulary size (char: at most this many characters)."),
         click.option("--cell", type=click.Choice(["gru", "lstm"]), default=None,
-                     help="Text models' recurrent cell [default: gru]."),
+                     help=f"Text models' recurrent cell [default: {default_of(config, 'cell')}]."),
         click.option("--hidden", type=click.IntRange(min=1), default=None,
-                     help=f"Hidden units per layer [default: {hidden}; audio 384, images 512 in the frame tier]."),
+                     help=f"Hidden units per layer [default: {default_of(config, 'hidden_size')}{frame['hidden']}]."),
         click.option("--embed", type=click.IntRange(min=1), default=None,
-                     help="Embedding size [default: 256; audio and images 16 per token]."),
+                     help=f"Embedding size [default: {default_of(config, 'embed_dim')}{frame['embed']}]."),
         click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
-                     help="Dropout [default: 0.1; images 0.2; audio 0]."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=batch_size),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=lr, help="Peak learning rate."),
+                     help=f"Dropout [default: {default_of(config, 'dropout')}{frame['dropout']}]."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=defaults["batch_size"]),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=defaults["lr"],
+                     help="Peak learning rate."),
         click.option("--valid-every", type=click.IntRange(min=1), default=250, help="Steps between validations."),
         click.option("--seed", type=int, default=0, help="Seed for the split, initialisation and batches."),
         click.option("--keep-checkpoints", type=click.IntRange(min=0), default=0,
@@ -134,26 +152,8 @@ def training_options(batch_size: int, lr: float, hidden: int):
     )
 
 
-def run_training(task, corpus, run_dir, steps, minutes, valid_path, valid_fraction, tokenizer,
-                 vocab_size, batch_size, lr, valid_every, seed, keep_checkpoints, ema, precision, compile_model,
-                 resume, quiet, device, seq_len=None, refit_steps=None,
-                 sample_rate=16000, palette=167, size=(32, 32), colormap=None, **model_config):
-    if steps is not None and minutes is not None:
-        raise GenseqError("give --steps or --minutes, not both")
-    if steps is None and minutes is None:
-        steps = 2000
-    config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, seq_len=seq_len, lr=lr,
-                         valid_every=valid_every, seed=seed, keep_checkpoints=keep_checkpoints,
-                         precision=precision, compile=compile_model, ema=ema)
-    codec_options = dict(tokenizer=tokenizer, vocab_size=vocab_size, sample_rate=sample_rate,
-                         palette=palette, size=size, colormap=colormap)
-    try:
-        metrics = train(task, corpus, run_dir, model_config=model_config, train_config=config,
-                        valid=valid_path, valid_fraction=valid_fraction, codec_options=codec_options,
-                        device=pick_device(device), resume=resume, progress=not quiet,
-                        refit_steps=refit_steps)
-    finally:
-        distributed.teardown()
+def run_training(task, corpus, run_dir, quiet, compile_model, valid_path, **options):
+    metrics = train(task, corpus, run_dir, valid=valid_path, progress=not quiet, compile=compile_model, **options)
     if metrics is None:  # not rank 0 of a torchrun job: rank 0 reports
         return
     shown = {k: metrics[k] for k in ("bits_per_char", "bits_per_sample", "bits_per_dim", "nats_per_pixel",
@@ -165,6 +165,8 @@ def run_training(task, corpus, run_dir, steps, minutes, valid_path, valid_fracti
 
 
 def parse_size(ctx, param, value):
+    if value is None:
+        return None
     try:
         height, _, width = value.lower().partition("x")
         size = (int(height), int(width or height))
@@ -176,30 +178,34 @@ def parse_size(ctx, param, value):
 
 
 image_options = stack(
-    click.option("--palette", type=click.IntRange(min=2, max=4096), default=167,
-                 help="Images: colours in the k-means palette (the lecture's 167)."),
-    click.option("--size", callback=parse_size, default="32x32", help="Images: HEIGHTxWIDTH the model draws."),
+    click.option("--palette", type=click.IntRange(min=2, max=4096), default=PALETTE,
+                 help=f"Images: colours in the k-means palette (the lecture's {PALETTE})."),
+    click.option("--size", callback=parse_size, default=None,
+                 help=f"Images: HEIGHTxWIDTH the model draws [default: the images' own size when they "
+                      f"share one of at most {NATIVE_LIMIT}x{NATIVE_LIMIT}, else {SIZE[0]}x{SIZE[1]}]."),
     click.option("--colormap", type=click.Path(path_type=Path), default=None,
                  help="Images in the lecture's format: CORPUS is pixel_color.txt, this its colormap.txt."),
 )
 
 
 @train_group.command("lm", short_help="An autoregressive model on text, audio or images.")
-@training_options(batch_size=32, lr=3e-3, hidden=512)
+@training_options("lm")
 @click.option("--arch", type=click.Choice(["auto", "rnn", "frame"]), default="auto",
               help="auto: an RNN for text, the frame model for audio and images; rnn over audio "
                    "or pixels is the plain sample-level baseline.")
 @click.option("--layers", "num_layers", type=click.IntRange(min=1), default=None,
-              help="Recurrent layers [default: 2 for text, 1 for the frame tier].")
+              help=f"Recurrent layers [default: {default_of(RNNConfig, 'num_layers')} for text, "
+                   f"{default_of(FrameConfig, 'frame_layers')} for the frame tier].")
 @click.option("--tie/--no-tie", "tie_embeddings", default=None, help="Tie input embeddings and output weights (text).")
 @click.option("--seq-len", type=click.IntRange(min=2), default=None,
-              help="Tokens per training window [default: 128; audio 2048].")
+              help=f"Tokens per training window [default: {Codec.window}; audio {AudioCodec.window}].")
 @click.option("--token-hidden", type=click.IntRange(min=1), default=None,
-              help="Frame model: units of the per-token GRU [default: audio 64, images 128].")
+              help=f"Frame model: units of the per-token GRU [default: audio {frame_default('audio', 'token_hidden')}, "
+                   f"images {frame_default('image', 'token_hidden')}].")
 @click.option("--frame", type=click.IntRange(min=1), default=None,
-              help="Audio frame model: samples per step of the frame tier [default: 16]; a longer "
+              help=f"Audio frame model: samples per step of the frame tier [default: {frame_default('audio', 'frame')}]; a longer "
                    "frame samples faster (bench/frame_sizes.py). Images: one row.")
-@click.option("--sample-rate", type=click.IntRange(min=1000, max=192_000), default=16000,
+@click.option("--sample-rate", type=click.IntRange(min=1000, max=192_000), default=SAMPLE_RATE,
               help="Audio: the model's sample rate; clips are resampled to it.")
 @image_options
 def train_lm_command(hidden, embed, **options):
@@ -217,21 +223,29 @@ def train_lm_command(hidden, embed, **options):
 
 
 @train_group.command("vae", short_help="A sequence VAE on lines of text or on images.")
-@training_options(batch_size=64, lr=1e-3, hidden=512)
-@click.option("--latent", "latent_dim", type=click.IntRange(min=1), default=32, help="Latent dimensions.")
-@click.option("--word-dropout", type=click.FloatRange(0, 1), default=0.25,
+@training_options("vae")
+@click.option("--latent", "latent_dim", type=click.IntRange(min=1), default=None,
+              help=f"Latent dimensions [default: {default_of(VAEConfig, 'latent_dim')}].")
+@click.option("--word-dropout", type=click.FloatRange(0, 1), default=None,
               help="Share of decoder inputs replaced by unk (Bowman et al. 2016); 1: the decoder "
-                   "sees none and draws everything from the code, which makes sweeps clean.")
-@click.option("--free-bits", type=click.FloatRange(min=0), default=0.5,
-              help="KL floor per latent dimension in nats (Kingma et al. 2016); 0: off.")
-@click.option("--kl-schedule", type=click.Choice(["constant", "linear", "logistic", "cyclical"]),
-              default="cyclical", help="KL annealing: logistic is Bowman's, cyclical Fu et al.'s.")
-@click.option("--kl-anneal-steps", type=click.IntRange(min=1), default=2000,
-              help="Ramp length (linear, logistic) or cycle length (cyclical).")
-@click.option("--kl-cycles", type=click.IntRange(min=1), default=4, help="Cycles before the weight holds.")
-@click.option("--beta", type=click.FloatRange(min=0), default=1.0, help="Final KL weight.")
-@click.option("--ae-pretrain-steps", type=click.IntRange(min=0), default=0,
-              help="Train as an autoencoder first, then reset the decoder (Li et al. 2019).")
+                   "sees none and draws everything from the code, which makes sweeps clean "
+                   f"[default: {default_of(VAEConfig, 'word_dropout')}].")
+@click.option("--free-bits", type=click.FloatRange(min=0), default=None,
+              help="KL floor per latent dimension in nats (Kingma et al. 2016); 0: off "
+                   f"[default: {default_of(VAEConfig, 'free_bits')}].")
+@click.option("--kl-schedule", type=click.Choice(KL_SCHEDULES), default=None,
+              help="KL annealing: logistic is Bowman's, cyclical Fu et al.'s "
+                   f"[default: {default_of(VAEConfig, 'kl_schedule')}].")
+@click.option("--kl-anneal-steps", type=click.IntRange(min=1), default=None,
+              help="Ramp length (linear, logistic) or cycle length (cyclical) "
+                   f"[default: {default_of(VAEConfig, 'kl_anneal_steps')}].")
+@click.option("--kl-cycles", type=click.IntRange(min=1), default=None,
+              help=f"Cycles before the weight holds [default: {default_of(VAEConfig, 'kl_cycles')}].")
+@click.option("--beta", type=click.FloatRange(min=0), default=None,
+              help=f"Final KL weight [default: {default_of(VAEConfig, 'beta')}].")
+@click.option("--ae-pretrain-steps", type=click.IntRange(min=0), default=None,
+              help="Train as an autoencoder first, then reset the decoder (Li et al. 2019) "
+                   f"[default: {default_of(VAEConfig, 'ae_pretrain_steps')}].")
 @click.option("--refit-steps", type=click.IntRange(min=0), default=None,
               help="Finally fit the encoder alone to the trained decoder on the plain ELBO for this "
                    "many steps; it makes IW-NLL honest about free bits [default: a tenth of the "
@@ -256,14 +270,13 @@ def take_paths(out: Path, n: int) -> list[Path]:
     return [folder / f"take_{i + 1:02d}.wav" for i in range(n)]
 
 
-def write_audio_takes(waves, codec, out: Path, prime=None) -> list[Path]:
+def write_audio_takes(waves, rate: int, out: Path, prime=None) -> list[Path]:
     """Each take as a WAV (prime + continuation when ``prime`` is given) and a PNG beside it with
     the waveform and spectrogram; ``out`` is the file for one take, a folder for several."""
     for wave, path in zip(waves, take_paths(out, len(waves))):
         full = wave if prime is None else np.concatenate([prime, wave])
-        write_wav(path, full, codec.sample_rate)
-        write_png(path.with_suffix(".png"), audio_picture(full, codec.sample_rate,
-                                                          None if prime is None else len(prime)))
+        write_wav(path, full, rate)
+        write_png(path.with_suffix(".png"), audio_picture(full, rate, None if prime is None else len(prime)))
     return take_paths(out, len(waves))
 
 
@@ -284,35 +297,21 @@ def sample(model_spec, count, out, seconds, prompt, max_tokens, decode, beam, te
            seed, device):
     """Sample from a model: lines of text (from a language model or a VAE's prior), seconds of
     audio, or a grid of images drawn pixel by pixel."""
-    loaded = load_model(model_spec, pick_device(device))
-    sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p)
-    kind = loaded.codec.kind
+    model = load(model_spec, device)
     if out is not None:
-        check_output(take_paths(out, count or 1)[0] if kind == "audio" else out)
-    if kind == "audio":
-        waves = continue_audio(loaded, None, seconds, count or 1, seed=seed, progress=True, **sampling)
-        for path in write_audio_takes(waves, loaded.codec, out or Path("sample.wav")):
+        check_output(take_paths(out, count or 1)[0] if model.kind == "audio" else out)
+    drawn = model.sample(count, seconds=seconds, prompt=prompt, max_tokens=max_tokens, decode=decode, beam=beam,
+                         temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, progress=True)
+    if model.kind == "audio":
+        for path in write_audio_takes(drawn[0], model.codec.sample_rate, out or Path("sample.wav")):
             click.echo(f"wrote {path} and {path.with_suffix('.png').name}", err=True)
-        return
-    if kind == "image":
-        if loaded.record["task"] == "vae":
-            images = sample_prior(loaded, count or 16, seed=seed, decode=decode, beam=beam, **sampling)
-        else:
-            images = sample_images(loaded, count or 16, seed=seed, progress=True, **sampling)
+    elif model.kind == "image":
         out = out or Path("samples.png")
-        write_png(out, grid(images))
-        click.echo(f"wrote {out} ({len(images)} images)", err=True)
-        return
-    count = count or 5
-    if loaded.record["task"] == "vae":
-        if prompt:
-            raise GenseqError("a VAE samples whole lines from its prior and takes no --prompt; "
-                              "use genseq reconstruct or interpolate to start from a line")
-        lines = sample_prior(loaded, count, seed=seed, decode=decode, beam=beam, **sampling)
+        write_png(out, grid([np.asarray(image) for image in drawn]))
+        click.echo(f"wrote {out} ({len(drawn)} images)", err=True)
     else:
-        lines = sample_text(loaded, count, prompt, max_tokens, seed=seed, **sampling)
-    for line in lines:
-        click.echo(line)
+        for line in drawn:
+            click.echo(line)
 
 
 @main.command("continue", short_help="Continue an audio clip.")
@@ -331,14 +330,12 @@ def continue_command(clip, model_spec, seconds, count, out, with_prime, temperat
     take is a WAV at the model's rate with a waveform and spectrogram PNG beside it, a red line
     where the clip ends."""
     check_output(take_paths(out, count)[0])
-    loaded = load_model(model_spec, pick_device(device))
-    check_kind(loaded, "audio", "continue")
-    wave = loaded.codec.read(clip)
-    if np.abs(wave).max() < 1e-4:
-        raise GenseqError(f"{clip} is silent; give a clip with sound in it to continue")
-    waves = continue_audio(loaded, wave, seconds, count, temperature=temperature, top_k=top_k,
-                           top_p=top_p, seed=seed, progress=True)
-    for path in write_audio_takes(waves, loaded.codec, out, wave if with_prime else None):
+    model = load(model_spec, device)
+    model.require("continue", "lm", ("audio",))
+    wave = model.read_clip(clip)
+    waves, rate = model.continue_(wave, seconds, count, temperature=temperature, top_k=top_k, top_p=top_p,
+                                  seed=seed, progress=True)
+    for path in write_audio_takes(waves, rate, out, wave if with_prime else None):
         click.echo(f"wrote {path} and {path.with_suffix('.png').name}", err=True)
 
 
@@ -355,23 +352,14 @@ def complete_command(image, model_spec, count, keep, out, temperature, top_k, to
     """Keep the top --keep of IMAGE and draw N different bottoms. The PNG shows the image as the
     model sees it, the part kept, then the completions."""
     check_output(out)
-    loaded = load_model(model_spec, pick_device(device))
-    check_kind(loaded, "image", "complete")
-    codec = loaded.codec
-    original = codec.decode(codec.encode(read_image(image)))
-    done, rows = complete_image(loaded, original, keep, count, temperature=temperature, top_k=top_k,
-                                top_p=top_p, seed=seed, progress=True)
-    write_png(out, grid([original, hide_below(original, rows), *done], columns=count + 2))
-    click.echo(f"wrote {out}: original, kept {rows} of {codec.height} rows, {count} completions", err=True)
-
-
-def model_items(corpus: Path, codec, colormap=None) -> list:
-    """The items of ``corpus`` as the model reads them; one clear line if they are of another kind."""
-    kind = corpus_kind(corpus, colormap)
-    if kind != codec.kind:
-        raise GenseqError(f"{corpus} holds {kind} but the model is a {codec.kind} model; give a "
-                          f"{codec.kind} corpus")
-    return read_corpus(corpus, kind, sample_rate=getattr(codec, "sample_rate", 16000), colormap=colormap)
+    model = load(model_spec, device)
+    model.require("complete", "lm", ("image",))
+    original = model.as_seen(image)
+    done = model.complete(original, keep, count, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                          progress=True)
+    rows = model.kept_rows(keep)
+    write_png(out, grid([original, hide_below(original, rows), *map(np.asarray, done)], columns=count + 2))
+    click.echo(f"wrote {out}: original, kept {rows} of {model.codec.height} rows, {count} completions", err=True)
 
 
 @main.command("eval", short_help="Score a held-out corpus under a model.")
@@ -391,15 +379,12 @@ def eval_command(corpus, model_spec, as_json, iw_samples, seed, refine, limit, c
     """Score held-out CORPUS (of the model's kind): NLL, bits per token, perplexity, and bits per
     character (text), bits per sample (audio) or bits per dim and nats per pixel (images); for a
     VAE also IW-NLL, KL, mutual information, active units and reconstruction accuracy."""
-    loaded = load_model(model_spec, pick_device(device))
-    codec = loaded.codec
-    items = model_items(corpus, codec, colormap)[:limit]
-    task = loaded.record["task"]
-    extra = {"iw_samples": iw_samples, "seed": seed, "refine": refine} if task == "vae" else {}
-    metrics = TASKS[task].metrics(loaded.model, codec, items, **extra)
+    model = load(model_spec, device)
+    metrics = model.evaluate(corpus, iw_samples=iw_samples, seed=seed, refine=refine, limit=limit,
+                             colormap=colormap)
     del metrics["loss"]
     if as_json:
-        click.echo(json.dumps({"model": str(loaded.path), "corpus": str(corpus), **metrics}))
+        click.echo(json.dumps({"model": str(model.path), "corpus": str(corpus), **metrics}))
         return
     for name, value in metrics.items():
         if isinstance(value, list):
@@ -426,12 +411,12 @@ def vae_option(f):
 def interpolate_command(first, second, model_spec, steps, slerp, refine, decode, beam, temperature, top_k,
                         top_p, seed, device):
     """Decode the latent path between two lines into a row of lines (a sentence VAE)."""
-    loaded = load_vae(model_spec, device)
-    path = interpolate(loaded, first, second, steps, spherical=slerp, warn=warn, refine=refine, decode=decode,
-                       beam=beam, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    lines = load(model_spec, device).interpolate(
+        first, second, steps, slerp=slerp, refine=refine, decode=decode, beam=beam, temperature=temperature,
+        top_k=top_k, top_p=top_p, seed=seed, warn=warn)
     click.echo(f"{'A':>5}  {first}  (given)")
-    for t, line in path:
-        click.echo(f"{t:5.2f}  {line}")
+    for i, line in enumerate(lines):
+        click.echo(f"{i / (steps - 1):5.2f}  {line}")
     click.echo(f"{'B':>5}  {second}  (given)")
 
 
@@ -444,27 +429,15 @@ def interpolate_command(first, second, model_spec, steps, slerp, refine, decode,
 @device_option
 def reconstruct_command(lines, model_spec, refine, decode, beam, temperature, top_k, top_p, seed, device):
     """Encode each line to its code (the posterior mean, refined) and decode it back (a sentence VAE)."""
-    loaded = load_vae(model_spec, device)
-    decoded = reconstruct(loaded, list(lines), warn=warn, refine=refine, decode=decode, beam=beam,
-                          temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    decoded = load(model_spec, device).reconstruct(lines, refine=refine, decode=decode, beam=beam,
+                                                    temperature=temperature, top_k=top_k, top_p=top_p,
+                                                    seed=seed, warn=warn)
     for line, out in zip(lines, decoded):
         click.echo(f"{line}  ->  {out}")
 
 
 def warn(message: str) -> None:
     click.echo(message, err=True)
-
-
-def load_vae(model_spec: str, device: str, kind: str | None = "text"):
-    loaded = load_model(model_spec, pick_device(device))
-    if loaded.record["task"] != "vae":
-        raise GenseqError(f"{model_spec} is a language model; this command needs a VAE: train one "
-                          "with genseq train vae")
-    if kind is not None and loaded.codec.kind != kind:
-        hint = "genseq traverse sweeps an image VAE" if loaded.codec.kind == "image" else \
-            "genseq interpolate and reconstruct take a sentence VAE"
-        raise GenseqError(f"{model_spec} is a VAE of {loaded.codec.kind}s; {hint}")
-    return loaded
 
 
 @main.command("traverse", short_help="Sweep two code dimensions of an image VAE.")
@@ -483,9 +456,9 @@ def traverse_command(model_spec, dims, steps, span, start_image, out, device):
     """The lecture's picture: fix every code dimension but two, sweep those two like sliders
     and decode each point (greedy). Rows sweep the first dimension, columns the second."""
     check_output(out)
-    loaded = load_vae(model_spec, device, kind="image")
+    model = load(model_spec, device)
     if dims is None:
-        chosen = busiest_dims(loaded)
+        chosen = model.busiest_dims()
     else:
         try:
             chosen = tuple(int(d) for d in dims.split(","))
@@ -493,11 +466,8 @@ def traverse_command(model_spec, dims, steps, span, start_image, out, device):
             chosen = ()
         if len(chosen) != 2:
             raise GenseqError(f"--dims takes two dimensions as A,B, e.g. 3,7; got {dims!r}")
-    start = None
-    if start_image is not None:
-        start = line_codes(loaded.model, loaded.codec, [read_image(start_image)], REFINE_STEPS)[0]
-    images = traverse(loaded, chosen, steps, span, start)
-    write_png(out, grid(images, columns=steps))
+    images = model.traverse(chosen, steps, span, start_image)
+    write_png(out, grid([np.asarray(image) for image in images], columns=steps))
     click.echo(f"wrote {out}: dimension {chosen[0]} down, {chosen[1]} across, {steps} values each "
                f"from {-span:g} to {span:g}", err=True)
 
@@ -535,19 +505,12 @@ def refit_command(corpus, model_spec, out, steps, lr, batch_size, valid_path, se
     """Refit the encoder of VAE MODEL to its decoder on CORPUS (its training lines or images):
     Adam on the plain ELBO with the decoder frozen, what genseq train vae does last
     (--refit-steps). Use it on a VAE trained without that stage, or to refit longer."""
-    loaded = load_vae(model_spec, device, kind=None)
-    codec = loaded.codec
+    model = load(model_spec, device)
+    model.require("refit", "vae")
     check_output(out)
-    items = model_items(corpus, codec)
-    torch.manual_seed(seed)
-    data, _ = TASKS["vae"].data(codec, items, TrainConfig(batch_size=batch_size, seed=seed))
-    stats = refit_encoder(loaded.model, data, steps, lr, progress=not quiet)
-    record = loaded.record
-    valid = None
-    if valid_path is not None:
-        valid = TASKS["vae"].metrics(loaded.model, codec, model_items(valid_path, codec))
-    meta = {k: record[k] for k in ("corpus", "step", "refit_steps") if k in record}
-    save_atomic(model_record(loaded.model, codec, "vae", **meta, valid=valid, refit=stats), out)
+    stats = model.refit(corpus, steps=steps, lr=lr, batch_size=batch_size, seed=seed, progress=not quiet)
+    valid = None if valid_path is None else model.evaluate(valid_path, iw_samples=0, refine=0)
+    model.save(out, valid)
     shown = f", held-out neg_elbo {valid['neg_elbo']:.3f}, kl {valid['kl']:.3f}" if valid else ""
     click.echo(f"wrote {out}: last step rec {stats['rec']:.3f}, kl {stats['kl']:.3f}{shown}", err=True)
 
@@ -586,9 +549,6 @@ def models(as_json):
                    "scores (what genseq models shows) in place of the training run's.")
 def export_command(source, target, precision, valid_path):
     """Write MODEL (file, run folder or name) as one shareable model file, weights only."""
-    valid = None
-    if valid_path is not None:
-        loaded = load_model(source)
-        valid = TASKS[loaded.record["task"]].metrics(loaded.model, loaded.codec, model_items(valid_path, loaded.codec))
+    valid = None if valid_path is None else load(source, "cpu").evaluate(valid_path, iw_samples=0, refine=0)
     size = export_model(source, target, precision, valid)
     click.echo(f"wrote {target} ({size / 1e6:.1f} MB)", err=True)

@@ -1,29 +1,31 @@
 """``genseq demo``: everything genseq does, on the shipped models and corpora, as one page.
 
-Each job below is one call of the library function behind a CLI command, and the page shows the
-exact ``genseq`` command that reproduces it. The page is one HTML file with its pictures and
-sounds beside it: no scripts or fonts from elsewhere, so opening it from disk is enough.
+Each job below is one call of the :class:`genseq.Model` method behind a CLI command, and the page
+shows the exact ``genseq`` command that reproduces it. The page is one HTML file with its pictures
+and sounds beside it: no scripts or fonts from elsewhere, so opening it from disk is enough. The
+clips and sprites it starts from ship inside the package (``demo_inputs/``), so it runs from an
+installed wheel as from a clone.
 """
 
 import html
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from genseq.api import load
 from genseq.errors import GenseqError
-from genseq.codecs import read_image
 from genseq.media import audio_picture, grid, hide_below, write_png, write_wav
-from genseq.store import atomic_path, load_model, shipped_models
-from genseq.tasks import complete_image, continue_audio, sample_images
-from genseq.vae import busiest_dims, interpolate, traverse
+from genseq.store import atomic_path, shipped_models
 
-CORPORA = Path(__file__).resolve().parents[1] / "corpora"
+INPUTS = Path(__file__).resolve().parent / "demo_inputs"  # written by corpora/demo_inputs.py
 POEM_PAIRS = [("床前明月光", "春眠不觉晓"), ("白日依山尽", "处处闻啼鸟")]
 VERSE_PAIRS = [("Shall I compare thee to a summer's day", "Now is the winter of our discontent")]
-CLIPS = [("speech", "audio/speech/test/calling.wav", 1.5, 2.5), ("speech", "audio/speech/test/activated.wav", 1.5, 2.5),
-         ("piano", "audio/piano/test/bwv287.wav", 3.0, 3.0)]
+# (model, clip in demo_inputs/ cut from a test clip of its corpus, seconds to continue it)
+CLIPS = [("speech", "speech_conf-leaderhasleft.wav", 2.5), ("speech", "speech_queue-callswaiting.wav", 2.5),
+         ("piano", "piano_bwv287.wav", 3.0)]
 SPRITES = ["animals__death_yak.png", "fungi_plants__treant.png", "dragons__storm_dragon.png"]
 SEED = 0
 
@@ -50,59 +52,65 @@ def path_table(path) -> str:
 
 def job_interpolations(out: Path, page: Page) -> None:
     for name, pairs in (("poems", POEM_PAIRS), ("verse", VERSE_PAIRS)):
-        loaded = load_model(name)
+        model = load(name, "cpu")
         for a, b in pairs:
-            path = interpolate(loaded, a, b, 8, warn=lambda message: None)
+            lines = model.interpolate(a, b, 8)
+            path = [(i / (len(lines) - 1), line) for i, line in enumerate(lines)]
             body = path_table([(0.0, f"{a}  (given)")] + path + [(1.0, f"{b}  (given)")])
             page.add(f"Interpolation, {name}: {a} → {b}", body,
                      f'genseq interpolate "{a}" "{b}" -m {name} --steps 8')
 
 
 def job_audio(out: Path, page: Page) -> None:
-    for i, (name, clip, keep, seconds) in enumerate(CLIPS):
-        loaded = load_model(name)
-        rate = loaded.codec.sample_rate
+    for i, (name, clip, seconds) in enumerate(CLIPS):
+        model = load(name, "cpu")
         stem = f"continue_{i}_{name}"
-        # the clip's first seconds, written and read back, so that the command below, run in the
-        # demo folder, makes the same file
-        write_wav(out / f"{stem}_prime.wav", loaded.codec.read(CORPORA / clip)[:round(keep * rate)], rate)
-        prime = loaded.codec.read(out / f"{stem}_prime.wav")
-        wave = continue_audio(loaded, prime, seconds, 1, seed=SEED)[0]
-        write_wav(out / f"{stem}.wav", np.concatenate([prime, wave]), rate)
-        write_png(out / f"{stem}.png", audio_picture(np.concatenate([prime, wave]), rate, len(prime)))
-        body = (f'<p>prime ({keep:g} s): <audio controls preload="auto" src="{stem}_prime.wav"></audio> '
+        # the clip written and read back, so that the command below, run in the demo folder, makes
+        # the same file
+        rate = model.codec.sample_rate
+        write_wav(out / f"{stem}_prime.wav", model.read_clip(INPUTS / clip), rate)
+        prime = model.read_clip(out / f"{stem}_prime.wav")
+        waves, rate = model.continue_(prime, seconds, 1, seed=SEED)
+        full = np.concatenate([prime, waves[0]])
+        write_wav(out / f"{stem}.wav", full, rate)
+        write_png(out / f"{stem}.png", audio_picture(full, rate, len(prime)))
+        keep = len(prime) / rate
+        body = (f'<p>prime ({keep:.2g} s): <audio controls preload="auto" src="{stem}_prime.wav"></audio> '
                 f'prime + continuation: <audio controls preload="auto" src="{stem}.wav"></audio></p>'
                 f'<img src="{stem}.png" alt="waveform and spectrogram of {stem}">')
-        page.add(f"Continue a {name} clip: the first {keep:g} s of corpora/{clip}", body,
+        page.add(f"Continue a {name} clip: the first {keep:.2g} s of {clip.split('_', 1)[1]} "
+                 f"(the {name} corpus's test split)", body,
                  f"genseq continue {stem}_prime.wav -m {name} --seconds {seconds:g} --seed {SEED} -o {stem}.wav",
                  "The red line marks where the clip ends and the model takes over.")
 
 
 def job_sprites(out: Path, page: Page) -> None:
-    loaded = load_model("sprites")
-    images = sample_images(loaded, 32, temperature=0.9, seed=SEED)
-    write_png(out / "sprites.png", grid(images))
+    model = load("sprites", "cpu")
+    images = model.sample(32, temperature=0.9, seed=SEED)
+    write_png(out / "sprites.png", grid([np.asarray(image) for image in images]))
     page.add("Sprites drawn pixel by pixel", '<img src="sprites.png" alt="32 sprites">',
              f"genseq sample -m sprites -n 32 --temperature 0.9 --seed {SEED} -o sprites.png")
     for name in SPRITES:
-        codec = loaded.codec
-        original = codec.decode(codec.encode(read_image(CORPORA / "sprites/creatures/test" / name)))
-        done, rows = complete_image(loaded, original, 0.5, 6, temperature=0.9, seed=SEED)
+        shutil.copy(INPUTS / name, out / name)  # the file the command below reads in the demo folder
+        original = model.as_seen(out / name)
+        done = model.complete(original, 0.5, 6, temperature=0.9, seed=SEED)
         stem = f"complete_{Path(name).stem}"
-        write_png(out / f"{stem}.png", grid([original, hide_below(original, rows), *done], columns=8))
+        rows = model.kept_rows(0.5)
+        write_png(out / f"{stem}.png", grid([original, hide_below(original, rows), *map(np.asarray, done)],
+                                            columns=8))
         page.add(f"Complete a test sprite: {name}", f'<img src="{stem}.png" alt="completions of {name}">',
-                 f"genseq complete corpora/sprites/creatures/test/{name} -m sprites -n 6 --keep 0.5 "
+                 f"genseq complete {name} -m sprites -n 6 --keep 0.5 "
                  f"--temperature 0.9 --seed {SEED} -o {stem}.png",
-                 "The sprite, the top half the model is given, then six bottoms it drew.")
+                 "A sprite of the test split, the top half the model is given, then six bottoms it drew.")
 
 
 def job_traverse(out: Path, page: Page) -> None:
     if "sprites-vae" not in shipped_models():
         return
-    loaded = load_model("sprites-vae")
-    dims = busiest_dims(loaded)
-    images = traverse(loaded, dims, 7)
-    write_png(out / "traverse.png", grid(images, columns=7))
+    model = load("sprites-vae", "cpu")
+    dims = model.busiest_dims()
+    images = model.traverse(dims, 7)
+    write_png(out / "traverse.png", grid([np.asarray(image) for image in images], columns=7))
     page.add("Sweep two code dimensions of the sprite VAE", '<img src="traverse.png" alt="latent sweep">',
              f"genseq traverse -m sprites-vae --dims {dims[0]},{dims[1]} --steps 7 -o traverse.png",
              f"Every code dimension fixed at 0 but {dims[0]} (down) and {dims[1]} (across), each swept "
@@ -116,9 +124,8 @@ JOBS = [("interpolate poem lines", job_interpolations), ("continue audio clips",
 def run_demo(out, progress: bool = True) -> Path:
     """Run every job into folder ``out``; return the path of its ``index.html``."""
     out = Path(out)
-    if not (CORPORA / "sprites").is_dir():
-        raise GenseqError(f"the demo reads test clips and sprites from {CORPORA}, which is missing: "
-                          "run it from a clone of genseq installed with pip install -e .")
+    if not INPUTS.is_dir():
+        raise GenseqError(f"the demo's inputs are missing from {INPUTS}; reinstall genseq")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

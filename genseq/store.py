@@ -131,12 +131,12 @@ class Loaded:
     path: Path
 
 
-def load_model(spec: str, device: str | torch.device = "cpu", task: str | None = None) -> Loaded:
-    """Resolve ``spec``, read the file and rebuild the model (in eval mode) and its codec."""
+def load_model(spec: str, device: str | torch.device = "cpu") -> Loaded:
+    """Resolve ``spec``, read the file and rebuild the model (in eval mode) and its codec.
+    :func:`genseq.load` wraps the result in a :class:`genseq.Model`, which checks what each job
+    needs of it."""
     path = resolve(spec)
     record = read_file(path)
-    if task is not None and record.get("task") != task:
-        raise GenseqError(f"{path} is a {record.get('task')} model, this command needs a {task} model")
     model = build_model(record["family"], record["config"])
     try:
         model.load_state_dict(dequantize(record))

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from genseq.codecs import AudioCodec, Codec, ImageCodec, TextCodec, codec_from_state, corpus_kind, read_corpus
-from genseq.codecs.image import read_colormap
+from genseq.codecs import CODECS, SAMPLE_RATE, AudioCodec, Codec, ImageCodec, TextCodec, codec_from_state, \
+    corpus_kind, read_corpus
+from genseq.codecs.image import PALETTE, corpus_size, read_colormap
 from genseq.codecs.text import BOS, EOS, choose_tokenizer
 from genseq.data import ImageBatches, ItemBatches, TokenWindows, split_holdout
 from genseq import distributed
@@ -102,19 +103,20 @@ def check_model_options(task: str, kind: str, model_config: dict) -> None:
 
 def fit_codec(kind: str, items: list, options: dict, offset: int = 0) -> Codec:
     """A new codec for training ``items``: a SentencePiece model for text, the sample rate for
-    audio, a k-means palette (or the lecture's colormap) for images, its ids from ``offset`` on."""
+    audio, a k-means palette (or the lecture's colormap) for images, its ids from ``offset`` on.
+    Images are drawn at ``options["size"]``, by default their own (:func:`corpus_size`)."""
     if kind == "text":
         tokenizer = options.get("tokenizer", "auto")
         if tokenizer == "auto":
             tokenizer = choose_tokenizer(items)
         return TextCodec.train(items, tokenizer, options.get("vocab_size", 2000))
     if kind == "audio":
-        return AudioCodec(options.get("sample_rate", 16000))
-    height, width = options.get("size") or (32, 32)
+        return AudioCodec(options.get("sample_rate") or SAMPLE_RATE)
     if options.get("colormap") is not None:  # the lecture's images keep their size and colours
         height, width = items[0].shape[:2]
         return ImageCodec.from_palette(read_colormap(options["colormap"]), height, width, offset)
-    return ImageCodec.fit(items, options.get("palette", 167), height, width, offset=offset)
+    height, width = corpus_size(items, options.get("size"))
+    return ImageCodec.fit(items, options.get("palette") or PALETTE, height, width, offset=offset)
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
@@ -131,24 +133,41 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
 
 
 class Task:
-    """What a task names: its model family (built from the codec's vocabulary and the user's
-    config), how its training items become batches, and how held-out items are scored."""
+    """What a task names: the kinds of corpus it takes, how its model is built from the codec's
+    vocabulary and the user's config, how its training items become batches, how held-out items
+    are scored, the batch size and peak learning rate it trains with unless told otherwise, and
+    its stages around the one training loop (:meth:`plan` before it, :meth:`finish` after it)."""
 
     name: str
-    family: str
+    train_defaults: dict
+    kinds = ("text", "audio", "image")
 
     @classmethod
-    def build(cls, codec: Codec, model_config: dict):
-        config = {k: v for k, v in model_config.items() if v is not None}  # None: the default
-        return build_model(cls.family, {"vocab_size": codec.vocab_size, **config})
+    def check_corpus(cls, corpus, kind: str) -> None:
+        if kind not in cls.kinds:
+            named = {"text": "lines of text", "audio": "audio", "image": "images"}
+            raise GenseqError(f"{corpus} holds {kind}; genseq train {cls.name} takes "
+                              f"{' or '.join(named[k] for k in cls.kinds)}, use genseq train lm for {named[kind]}")
+
+    @staticmethod
+    def plan(train_config: TrainConfig, meta: dict, checkpoint: dict | None, stage_steps: int | None) -> TrainConfig:
+        """The training loop's settings, given the stages after it; ``meta`` (stored in the model
+        file) records what the stages need. ``checkpoint``: the run's, when it resumes."""
+        return train_config
+
+    @staticmethod
+    def finish(trainer: Trainer, data) -> dict | None:
+        """Stages after the training loop; their held-out metrics, or None if there are none."""
+        return None
 
 
 class LMTask(Task):
     """An autoregressive model over the stream of all items: an RNN LM on text, trained on random
     windows; the frame model on audio (random windows) and images (whole images, mirrored)."""
 
-    name, family = "lm", RNNLM.family
+    name = "lm"
     id_offset = 0
+    train_defaults = dict(batch_size=32, lr=3e-3)
 
     @classmethod
     def build(cls, codec: Codec, model_config: dict):
@@ -174,8 +193,37 @@ class LMTask(Task):
 class VAETask(Task):
     """A sequence VAE over whole items (lines), trained on random padded batches of them."""
 
-    name, family = "vae", SequenceVAE.family
+    name = "vae"
     id_offset = 4  # an image codec's ids start after the VAE's pad, unk, bos and eos
+    train_defaults = dict(batch_size=64, lr=1e-3)
+    kinds = ("text", "image")
+
+    @staticmethod
+    def plan(train_config: TrainConfig, meta: dict, checkpoint: dict | None, stage_steps: int | None) -> TrainConfig:
+        """The encoder refit (:func:`refit_stage`) gets ``stage_steps`` steps (None: a tenth of the
+        training steps, and a tenth of a ``minutes`` budget; 0: none). A resumed run keeps its own
+        setting, and a refit it finished."""
+        if checkpoint is not None:
+            stage_steps = checkpoint.get("refit_steps")
+            if "refit" in checkpoint:
+                meta["refit"] = checkpoint["refit"]
+        elif train_config.minutes and stage_steps != 0:  # keep time for the refit
+            train_config = replace(train_config, minutes=train_config.minutes * 0.9)
+        meta["refit_steps"] = stage_steps
+        return train_config
+
+    @staticmethod
+    def finish(trainer: Trainer, data) -> dict | None:
+        if not trainer.main or trainer.step < trainer.total or "refit" in trainer.meta:
+            return None
+        steps = trainer.meta["refit_steps"]
+        steps = max(1, trainer.total // 10) if steps is None else steps
+        return refit_stage(trainer, data, steps) if steps else None
+
+    @staticmethod
+    def build(codec: Codec, model_config: dict):
+        config = {k: v for k, v in model_config.items() if v is not None}  # None: the default
+        return build_model(SequenceVAE.family, {"vocab_size": codec.vocab_size, **config})
 
     @staticmethod
     def data(codec: Codec, items: list, config: TrainConfig):
@@ -219,16 +267,14 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     colormap = codec_options.get("colormap")
     kind = corpus_kind(corpus, colormap)
     check_model_options(task, kind, model_config or {})
-    if kind == "audio" and task != "lm":
-        raise GenseqError(f"{corpus} holds audio; genseq train {task} takes lines of text or images, "
-                          "use genseq train lm for audio")
-    sample_rate = codec_options.get("sample_rate", 16000)
-    if resume:
-        checkpoint = read_file(run_dir / CHECKPOINT_FILE)
+    spec.check_corpus(corpus, kind)
+    sample_rate = codec_options.get("sample_rate") or SAMPLE_RATE
+    checkpoint = read_file(run_dir / CHECKPOINT_FILE) if resume else None
+    if checkpoint is not None:
         sample_rate = checkpoint["codec"].get("sample_rate", sample_rate)
     items = read_corpus(corpus, kind, sample_rate=sample_rate, colormap=colormap)
-    if train_config.seq_len is None:  # a window of text is 128 tokens; of audio, 2,048 samples (128 ms)
-        train_config = replace(train_config, seq_len=2048 if kind == "audio" else 128)
+    if train_config.seq_len is None:
+        train_config = replace(train_config, seq_len=CODECS[kind].window)
     if valid is not None:
         train_items = items
         valid_items = read_corpus(valid, corpus_kind(valid, colormap), sample_rate=sample_rate, colormap=colormap)
@@ -237,7 +283,7 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     writable_folder(run_dir, f"create the run folder {run_dir}")
     corpus_sha256 = fingerprint(train_items)
 
-    if resume:
+    if checkpoint is not None:
         if checkpoint["task"] != task:
             raise GenseqError(f"{run_dir} holds a {checkpoint['task']} run; resume it with "
                               f"genseq train {checkpoint['task']}")
@@ -258,35 +304,20 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     data, facts = spec.data(codec, train_items, replace(train_config, batch_size=train_config.batch_size // size))
     meta = {"corpus": {"name": str(corpus), "sha256": corpus_sha256,
                        "train_items": len(train_items), "valid_items": len(valid_items), **facts}}
-    if task == "vae":
-        if resume:
-            refit_steps = checkpoint.get("refit_steps")
-            if "refit" in checkpoint:
-                meta["refit"] = checkpoint["refit"]
-        elif train_config.minutes and refit_steps != 0:  # keep time for the refit
-            train_config = replace(train_config, minutes=train_config.minutes * 0.9)
-        meta["refit_steps"] = refit_steps
+    train_config = spec.plan(train_config, meta, checkpoint, refit_steps)
     trainer = Trainer(model, codec, task, data, lambda m: spec.metrics(m, codec, valid_items),
                       train_config, run_dir, device, meta=meta, progress=progress)
     if resume:
         trainer.resume()
     metrics = trainer.fit(stop_at=stop_at)
-    if task == "vae" and trainer.main and trainer.step >= trainer.total and "refit" not in meta:
-        steps = max(1, trainer.total // 10) if refit_steps is None else refit_steps
-        if steps:
-            metrics = refit_stage(trainer, data, steps)
-    return metrics
+    return spec.finish(trainer, data) or metrics
 
 
 def refit_stage(trainer: Trainer, data, steps: int) -> dict:
     """The VAE's last stage: its encoder refitted to the trained decoder (:func:`refit_encoder`),
     validated and saved; an interruption before the end leaves the trained model and checkpoint,
     and ``--resume`` runs the stage again."""
-    params = trainer.params
-    if trainer.ema is not None:  # refit the averaged weights, which are what the run ships
-        with torch.no_grad():
-            for name, p in params.items():
-                p.copy_(trainer.ema[name])
+    trainer.adopt_average()  # refit the averaged weights, which are what the run ships
     try:
         with terminate_as_interrupt():
             trainer.meta["refit"] = refit_encoder(trainer.model, data, steps, start=trainer.total,
@@ -294,10 +325,9 @@ def refit_stage(trainer: Trainer, data, steps: int) -> dict:
     except KeyboardInterrupt:
         raise GenseqError(f"interrupted while refitting the encoder; {trainer.run_dir} keeps the trained model "
                           "and its checkpoint, and --resume runs the refit again") from None
-    trainer._log(split="refit", **trainer.meta["refit"])
-    if trainer.ema is not None:
-        trainer.ema = {name: p.detach().clone() for name, p in params.items()}
-    metrics = trainer._validate()
+    trainer.log(split="refit", **trainer.meta["refit"])
+    trainer.restart_average()
+    metrics = trainer.validate_now()
     trainer.save()
     return metrics
 
@@ -323,14 +353,6 @@ def token_bar(total: int, desc: str, unit: str, enabled: bool = True):
         bar.update(done - last[0])
         last[0] = done
     return bar, progress
-
-
-def check_kind(loaded: Loaded, kind: str, command: str) -> None:
-    have = loaded.codec.kind
-    if have != kind or loaded.record["task"] != "lm":
-        what = "a VAE" if loaded.record["task"] == "vae" else f"a {have} model"
-        raise GenseqError(f"{loaded.path} is {what}; genseq {command} needs an autoregressive {kind} "
-                          f"model (genseq models lists them)")
 
 
 def continue_audio(loaded: Loaded, clip: np.ndarray | None, seconds: float, n: int = 1,
@@ -363,13 +385,17 @@ def sample_images(loaded: Loaded, n: int, temperature: float = 1.0, top_k: int =
     return [codec.decode(kept + row) for row in ids.tolist()]
 
 
-def complete_image(loaded: Loaded, image: np.ndarray, keep: float, n: int, **sampling) -> tuple[list, int]:
-    """``n`` completions of ``image`` from its top ``keep`` fraction of rows; returns them and
-    the number of rows kept."""
-    codec = loaded.codec
+def kept_rows(codec: Codec, keep: float) -> int:
+    """The rows of an image that a completion keeping its top ``keep`` fraction is given."""
     rows = round(keep * codec.height)
     if not 0 < rows < codec.height:
         raise GenseqError(f"--keep {keep} keeps {rows} of {codec.height} rows; keep between one row "
                           "and all but one (e.g. --keep 0.5)")
-    ids = codec.encode(image)[:rows * codec.width]
-    return sample_images(loaded, n, keep=ids, **sampling), rows
+    return rows
+
+
+def complete_image(loaded: Loaded, image: np.ndarray, keep: float, n: int, **sampling) -> list:
+    """``n`` completions of ``image`` from its top ``keep`` fraction of rows (:func:`kept_rows`)."""
+    codec = loaded.codec
+    ids = codec.encode(image)[:kept_rows(codec, keep) * codec.width]
+    return sample_images(loaded, n, keep=ids, **sampling)

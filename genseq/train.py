@@ -129,6 +129,20 @@ class Trainer:
         for name, average in self.ema.items():
             average.lerp_(self.params[name].detach(), 1 - decay)
 
+    def adopt_average(self) -> None:
+        """Make the averaged weights the model's own (no-op without --ema): a stage that goes on
+        from the trained model (the VAE's encoder refit) starts from what the run ships."""
+        if self.ema is None:
+            return
+        with torch.no_grad():
+            for name, p in self.params.items():
+                p.copy_(self.ema[name])
+
+    def restart_average(self) -> None:
+        """Start the moving average afresh from the current weights (no-op without --ema)."""
+        if self.ema is not None:
+            self.ema = {name: p.detach().clone() for name, p in self.params.items()}
+
     @contextmanager
     def averaged(self):
         """The model holds the averaged weights inside this block (no-op without --ema)."""
@@ -209,14 +223,17 @@ class Trainer:
                     if line and json.loads(line)["step"] <= self.step]
             metrics.write_text("".join(line + "\n" for line in kept))
 
-    def _log(self, **entry) -> None:
+    def log(self, **entry) -> None:
+        """Append one entry, stamped with the step, to ``metrics.jsonl`` (rank 0)."""
         if not self.main:
             return
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": self.step, **entry}) + "\n")
 
     # -- loop ----------------------------------------------------------------------------------
-    def _validate(self) -> dict | None:
+    def validate_now(self) -> dict | None:
+        """Score the held-out items (the averaged weights under --ema), log them and keep them for
+        the next model file; None on the ranks that do not validate."""
         if not self.main:
             return None
         self.model.eval()
@@ -227,14 +244,14 @@ class Trainer:
         if not math.isfinite(metrics["loss"]):
             raise GenseqError(f"validation loss became {metrics['loss']} at step {self.step}; the last "
                               "good checkpoint is kept, resume with a lower --lr")
-        self._log(split="valid", **metrics, seconds=round(time.perf_counter() - start, 3))
+        self.log(split="valid", **metrics, seconds=round(time.perf_counter() - start, 3))
         self.valid = {**metrics, "step": self.step}
         return metrics
 
     def _calibrate(self, started: float, step_time: float) -> None:
         """Fix the number of steps that fits the time budget, now that a step has been timed."""
         val_start = time.perf_counter()
-        self._validate()
+        self.validate_now()
         val_time = time.perf_counter() - val_start
         left = self.config.minutes * 60 - (time.perf_counter() - started)
         per_step = step_time + val_time / self.config.valid_every
@@ -290,12 +307,12 @@ class Trainer:
                     rate = window_tokens / (time.perf_counter() - window_start)
                     window_start, window_tokens = time.perf_counter(), 0
                     stats = {k: round(v.item(), 4) for k, v in stats.items()}
-                    self._log(split="train", **stats, lr=self.optimizer.param_groups[0]["lr"],
+                    self.log(split="train", **stats, lr=self.optimizer.param_groups[0]["lr"],
                               tokens_per_s=round(rate))
                     bar.set_postfix(**{k: f"{v:.3f}" for k, v in stats.items()}, tok_s=f"{rate:,.0f}",
                                     refresh=False)
                 if self.step % config.valid_every == 0 or self.step == self.total:
-                    self._validate()
+                    self.validate_now()
                     self.save()
         except KeyboardInterrupt:
             bar.close()
@@ -304,6 +321,6 @@ class Trainer:
                               f"{self.run_dir}, continue with --resume") from None
         bar.close()
         if self.valid is None or self.valid["step"] != self.step:
-            self._validate()
+            self.validate_now()
             self.save()
         return self.valid

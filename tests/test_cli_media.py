@@ -7,6 +7,7 @@ import soundfile as sf
 from PIL import Image
 
 from conftest import sprite
+import genseq
 from genseq.store import load_model
 from test_cli import run
 
@@ -56,11 +57,10 @@ def test_sample_grid_complete_and_eval_images(tmp_path, tiny_image_run, sprite_f
 
 
 def test_completion_keeps_the_given_pixels_exactly(tiny_image_run):
-    from genseq.tasks import complete_image
-
-    loaded = load_model(str(tiny_image_run))
-    image = sprite(5)
-    done, rows = complete_image(loaded, image, 0.5, 5, seed=0)
+    model = genseq.load(str(tiny_image_run), "cpu")
+    image = model.as_seen(sprite(5))
+    done = [np.asarray(completion) for completion in model.complete(image, 0.5, 5, seed=0)]
+    rows = model.kept_rows(0.5)
     assert rows == 4
     for completion in done:
         assert np.array_equal(completion[:rows], image[:rows])
@@ -91,7 +91,7 @@ def test_bad_media_input_gets_one_clear_line(tmp_path, tiny_audio_run, tiny_imag
         (["complete", clip, "-m", tiny_image_run, "--keep", 0], "not in the range 0<x<1"),
         (["complete", clip, "-m", tiny_image_run, "--keep", 1], "not in the range 0<x<1"),
         (["train", "lm", mixed, "-o", tmp_path / "r"], "mixes kinds of files"),
-        (["eval", audio_folder, "-m", tiny_image_run], "holds audio but the model is a image model"),
+        (["eval", audio_folder, "-m", tiny_image_run], "holds audio but the model is an image model"),
     ]
     for args, message in cases:
         result = run(*args)

@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+import genseq
+
 from genseq.errors import GenseqError
 from genseq.store import VERSION, export_model, load_model, read_file, resolve
 
@@ -48,8 +50,8 @@ def test_model_argument_forms(tiny_run, tmp_path):
         resolve(str(tmp_path))
     loaded = load_model(str(tiny_run))
     assert not loaded.model.training and loaded.codec.kind == "text"
-    with pytest.raises(GenseqError, match="is a lm model, this command needs a vae model"):
-        load_model(str(tiny_run), task="vae")
+    with pytest.raises(GenseqError, match="is a language model; this command needs a VAE"):
+        genseq.load(str(tiny_run)).reconstruct(["a line"])
 
 
 @pytest.mark.parametrize("precision, shrink, tolerance", [("float16", 0.45, 1e-2), ("int8", 0.65, 0.05)])

@@ -118,7 +118,7 @@ def test_lerp_and_slerp_meet_the_endpoints():
 
 
 def test_trained_vae_metrics_and_interpolation_endpoints(tiny_vae_run):
-    loaded = load_model(str(tiny_vae_run), task="vae")
+    loaded = load_model(str(tiny_vae_run))
     assert loaded.codec.tokenizer == "char"  # chosen automatically for Chinese
     metrics = vae_metrics(loaded.model, loaded.codec, LINES, iw_samples=20)
     for key in ("iw_nll", "kl", "mutual_info", "active_units", "perplexity", "recon_char_accuracy"):

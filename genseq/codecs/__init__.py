@@ -7,7 +7,7 @@ model file as plain numbers, strings and bytes, and :func:`codec_from_state` reb
 
 from pathlib import Path
 
-from genseq.codecs.audio import AUDIO_SUFFIXES, AudioCodec, read_audio
+from genseq.codecs.audio import AUDIO_SUFFIXES, SAMPLE_RATE, AudioCodec, read_audio
 from genseq.codecs.base import Codec
 from genseq.codecs.image import IMAGE_SUFFIXES, ImageCodec, read_image, read_image_corpus, read_lecture_corpus
 from genseq.codecs.text import TextCodec, read_text_corpus
@@ -51,7 +51,7 @@ def corpus_kind(path, colormap=None) -> str:
     return kinds[0]
 
 
-def read_corpus(path, kind: str, *, sample_rate: int = 16000, colormap=None) -> list:
+def read_corpus(path, kind: str, *, sample_rate: int = SAMPLE_RATE, colormap=None) -> list:
     """The items of a corpus of ``kind``: lines of text, float32 mono clips at ``sample_rate``, or
     RGBA images."""
     if kind == "text":

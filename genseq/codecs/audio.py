@@ -18,6 +18,7 @@ from genseq.codecs.base import Codec
 from genseq.errors import GenseqError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au")
+SAMPLE_RATE = 16000  # the rate a new audio model runs at unless told otherwise
 
 
 def read_audio(path, sample_rate: int) -> np.ndarray:
@@ -33,7 +34,16 @@ def read_audio(path, sample_rate: int) -> np.ndarray:
                           "FLAC or OGG file") from None
     if len(data) == 0:
         raise GenseqError(f"{path} holds no samples; give a clip at least a fraction of a second long")
-    wave = torch.from_numpy(data.mean(axis=1))
+    return to_mono(data, rate, sample_rate)
+
+
+def to_mono(data: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+    """Samples (n,) or (n, channels) at ``rate`` -> float32 mono (m,) at ``sample_rate``, clamped
+    to [-1, 1]."""
+    data = np.asarray(data, np.float32)
+    if data.ndim not in (1, 2) or not data.size:
+        raise GenseqError(f"a clip must be (samples,) or (samples, channels) with some samples; got shape {data.shape}")
+    wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1) if data.ndim == 2 else data))
     if rate != sample_rate:
         wave = AF.resample(wave, rate, sample_rate)
     return wave.clamp(-1.0, 1.0).numpy()
@@ -48,8 +58,9 @@ class AudioCodec(Codec):
 
     kind = "audio"
     unit = "sample"
+    window = 2048  # samples per training window (128 ms at 16 kHz)
 
-    def __init__(self, sample_rate: int = 16000, levels: int = 256):
+    def __init__(self, sample_rate: int = SAMPLE_RATE, levels: int = 256):
         self.sample_rate, self.levels = int(sample_rate), int(levels)
 
     @property
@@ -58,6 +69,10 @@ class AudioCodec(Codec):
 
     def read(self, path) -> np.ndarray:
         return read_audio(path, self.sample_rate)
+
+    def from_array(self, data: np.ndarray, rate: int) -> np.ndarray:
+        """Samples at ``rate`` as the model reads a file: mono at its rate, clamped."""
+        return to_mono(data, rate, self.sample_rate)
 
     def read_corpus(self, path) -> list[np.ndarray]:
         """Every audio file in a folder (sorted by path), or one file."""

@@ -16,6 +16,7 @@ class Codec(ABC):
     kind: str
     unit: str
     stop_id: int | None = None  # the id that ends one item during generation, if any
+    window: int = 128  # tokens per training window of a language model over the stream
 
     @property
     @abstractmethod

@@ -117,6 +117,22 @@ def nearest(points: np.ndarray, centres: np.ndarray, chunk: int = 65536) -> np.n
     return out
 
 
+PALETTE = 167  # colours, as in the PixelRNN lecture
+SIZE = (32, 32)  # (height, width) of images of mixed sizes, or larger than NATIVE_LIMIT
+NATIVE_LIMIT = 64  # images that share one size with no side above this train at that size
+
+
+def corpus_size(images, size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The (height, width) a model of ``images`` draws: ``size`` if given; else the images' own
+    size when they all share one with no side above :data:`NATIVE_LIMIT`; else :data:`SIZE`."""
+    if size is not None:
+        return tuple(size)
+    sizes = {image.shape[:2] for image in images}
+    if len(sizes) == 1 and max(next(iter(sizes))) <= NATIVE_LIMIT:
+        return next(iter(sizes))
+    return SIZE
+
+
 def fit_size(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Scale by nearest neighbour to fit (height, width) keeping the aspect ratio, centre it and
     pad with transparency."""
@@ -152,7 +168,7 @@ class ImageCodec(Codec):
         self.start_id = self.offset + len(self.palette) + int(self.transparent)
 
     @classmethod
-    def fit(cls, images, colours: int = 167, height: int = 32, width: int = 32, seed: int = 0,
+    def fit(cls, images, colours: int = PALETTE, height: int = SIZE[0], width: int = SIZE[1], seed: int = 0,
             max_pixels: int = 200_000, offset: int = 0) -> "ImageCodec":
         """Learn a ``colours``-colour palette by k-means over the opaque pixels of ``images``."""
         images = [fit_size(image, height, width) for image in images]
