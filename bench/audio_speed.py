@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from genseq.generate import generate
-from genseq.models.frame import available_cpus
+from genseq.workers import available_cpus
 from genseq.store import load_model
 
 RATE = 16000

@@ -26,7 +26,8 @@ import time
 import torch
 
 from genseq.generate import generate
-from genseq.models.frame import FrameLM, available_cpus
+from genseq.models.frame import FrameLM
+from genseq.workers import available_cpus
 from genseq.store import load_model
 
 from audio_speed import RATE, ROOT, prime_clip

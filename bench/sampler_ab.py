@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from genseq import sampler
 from genseq.models import frame
 from genseq.store import load_model
 
@@ -94,7 +95,7 @@ def main():
     prime, _ = prime_clip(loaded, "speech")
     with torch.inference_mode():
         logits, state = loaded.model(torch.tensor([prime]))
-    frame_step, context_gates, gumbel = frame.FastWeights.frame_step, frame.FastWeights.context_gates, frame.gumbel
+    frame_step, context_gates, gumbel = sampler.FastWeights.frame_step, sampler.FastWeights.context_gates, sampler.gumbel
     cache = {}
 
     def once(key, function):  # the first call's answer, for every call after it
@@ -106,13 +107,13 @@ def main():
 
     parts = {"whole step": best(one_process, loaded.model, logits, state, 8)}
     try:  # the frame tier: its GRU step, and its contexts' products with the token GRU's weights
-        frame.FastWeights.frame_step = once("frame", frame_step)
-        frame.FastWeights.context_gates = once("gates", context_gates)
+        sampler.FastWeights.frame_step = once("frame", frame_step)
+        sampler.FastWeights.context_gates = once("gates", context_gates)
         parts["without the frame tier"] = best(one_process, loaded.model, logits, state, 8)
-        frame.gumbel = once("noise", gumbel)
+        sampler.gumbel = once("noise", gumbel)
         parts["without the frame tier and the noise"] = best(one_process, loaded.model, logits, state, 8)
     finally:
-        frame.FastWeights.frame_step, frame.FastWeights.context_gates, frame.gumbel = frame_step, context_gates, gumbel
+        sampler.FastWeights.frame_step, sampler.FastWeights.context_gates, sampler.gumbel = frame_step, context_gates, gumbel
     us = {name: round(seconds / steps * 1e6, 1) for name, seconds in parts.items()}
     result["breakdown_us_per_step_speech_b8"] = {
         **us, "frame tier": round(us["whole step"] - us["without the frame tier"], 1),

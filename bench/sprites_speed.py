@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from genseq.device import pick_device
-from genseq.models.frame import available_cpus
+from genseq.workers import available_cpus
 from genseq.store import load_model
 from genseq.tasks import sample_images
 

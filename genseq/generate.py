@@ -4,7 +4,35 @@ Continuing a line of text, an audio clip or the top half of a sprite is the same
 different prime. The per-token cost is constant: the recurrent state carries the whole prefix.
 """
 
+from typing import Any, Protocol
+
 import torch
+
+
+class Autoregressive(Protocol):
+    """What :func:`generate` and :func:`beam_search` call; every genseq model that generates meets
+    it (:class:`~genseq.models.rnn.RNNLM`, :class:`~genseq.models.frame.FrameLM`, and a VAE's
+    :class:`~genseq.models.vae.LatentDecoder`). A state is whatever the model carries (a tensor,
+    an LSTM's pair, a dataclass); only the model's own methods look inside it."""
+
+    prime_once: bool  # a prime shared by the batch may run once for all, its state then copied
+    sample_fast: Any  # None, or a method that draws plain temperature samples faster than step
+
+    def parameters(self): ...
+
+    def eval(self): ...
+
+    def prime(self, tokens: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """tokens (B, T) -> logits (B, T' <= T, V) whose last row predicts the next token, and the state."""
+
+    def step(self, token: torch.Tensor, state) -> tuple[torch.Tensor, Any]:
+        """token (B,) -> logits (B, V) for the token after it, and the new state."""
+
+    def repeat_state(self, state, batch: int):
+        """A batch-of-one state copied ``batch`` times."""
+
+    def select_state(self, state, index: torch.Tensor):
+        """The state of rows ``index`` (B',) alone."""
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -35,7 +63,7 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: flo
 
 
 @torch.inference_mode()
-def generate(model, prime, steps: int, *, batch: int = 1, temperature: float = 1.0, top_k: int = 0,
+def generate(model: Autoregressive, prime, steps: int, *, batch: int = 1, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, seed: int | None = None, stop_id: int | None = None,
              progress=None, workers: int | None = None) -> torch.Tensor:
     """Sample ``steps`` tokens after ``prime`` for ``batch`` sequences at once.
@@ -47,7 +75,7 @@ def generate(model, prime, steps: int, *, batch: int = 1, temperature: float = 1
     Returns the generated ids, (B, steps), without the prime. Same seed, same device: same output.
     A model with a ``sample_fast`` method (the frame model) samples plain temperature draws
     through it, sharing the takes out among ``workers`` processes (default: one per CPU core);
-    top-k and top-p take the general step-by-step path.
+    top-k and top-p take the general step-by-step path. ``model`` meets :class:`Autoregressive`.
     """
     model.eval()
     device = next(model.parameters()).device
@@ -55,16 +83,15 @@ def generate(model, prime, steps: int, *, batch: int = 1, temperature: float = 1
     generator = None
     if seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
-    run = getattr(model, "prime", model)  # a model may skip the logits of all but the last position
-    if prime.dim() == 1 and getattr(model, "prime_once", True):  # run a shared prime once, copy the state
-        logits, state = run(prime.unsqueeze(0))
-        logits, state = logits[:, -1].expand(batch, -1), repeat_state(state, batch)
+    if prime.dim() == 1 and model.prime_once:  # run a shared prime once, copy the state
+        logits, state = model.prime(prime.unsqueeze(0))
+        logits, state = logits[:, -1].expand(batch, -1), model.repeat_state(state, batch)
     else:
         if prime.dim() == 1:
             prime = prime.unsqueeze(0).expand(batch, -1)
-        logits, state = run(prime)
+        logits, state = model.prime(prime)
         logits = logits[:, -1]
-    if hasattr(model, "sample_fast") and top_k == 0 and top_p == 1.0 and stop_id is None:
+    if model.sample_fast is not None and top_k == 0 and top_p == 1.0 and stop_id is None:
         return model.sample_fast(logits, state, steps, temperature, seed, progress, workers).to(device)
     out = torch.empty(logits.size(0), steps, dtype=torch.long, device=device)
     finished = torch.zeros(logits.size(0), dtype=torch.bool, device=device)
@@ -84,12 +111,11 @@ def generate(model, prime, steps: int, *, batch: int = 1, temperature: float = 1
 
 
 def repeat_state(state, batch: int):
-    """A batch-of-one recurrent state copied ``batch`` times."""
-    if isinstance(state, torch.Tensor):  # (L, 1, H)
-        return state.expand(-1, batch, -1).contiguous()
-    if isinstance(state, tuple):  # an LSTM's pair
+    """A batch-of-one recurrent state, a (L, 1, H) tensor or an LSTM's pair of them, copied
+    ``batch`` times."""
+    if isinstance(state, tuple):
         return tuple(s.expand(-1, batch, -1).contiguous() for s in state)
-    return state.repeat(batch)  # a model's own state object
+    return state.expand(-1, batch, -1).contiguous()
 
 
 def select_state(state, index: torch.Tensor):
@@ -100,7 +126,7 @@ def select_state(state, index: torch.Tensor):
 
 
 @torch.inference_mode()
-def beam_search(model, prime, steps: int, *, batch: int = 1, beam: int = 5,
+def beam_search(model: Autoregressive, prime, steps: int, *, batch: int = 1, beam: int = 5,
                 stop_id: int | None = None) -> torch.Tensor:
     """The most likely continuation of ``prime`` by beam search, (batch, steps).
 
@@ -113,7 +139,7 @@ def beam_search(model, prime, steps: int, *, batch: int = 1, beam: int = 5,
     if prime.dim() == 1:
         prime = prime.unsqueeze(0).expand(batch, -1)
     B = prime.size(0)
-    logits, state = model(prime.repeat_interleave(beam, 0))
+    logits, state = model.prime(prime.repeat_interleave(beam, 0))
     logits = logits[:, -1]
     scores = torch.full((B, beam), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: let only the first one expand at first
@@ -134,5 +160,5 @@ def beam_search(model, prime, steps: int, *, batch: int = 1, beam: int = 5,
             if bool(finished.all()):
                 break
         rows = (origin + torch.arange(B, device=device).unsqueeze(1) * beam).flatten()
-        logits, state = model.step(token.flatten(), select_state(state, rows))
+        logits, state = model.step(token.flatten(), model.select_state(state, rows))
     return tokens[:, 0]

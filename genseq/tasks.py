@@ -17,13 +17,13 @@ from tqdm import tqdm
 from genseq.codecs import CODECS, SAMPLE_RATE, AudioCodec, Codec, ImageCodec, TextCodec, codec_from_state, \
     corpus_kind, read_corpus
 from genseq.codecs.image import PALETTE, corpus_size, read_colormap
-from genseq.codecs.text import BOS, EOS, choose_tokenizer
+from genseq.codecs.base import BOS, EOS
+from genseq.codecs.text import choose_tokenizer
 from genseq.data import ImageBatches, ItemBatches, TokenWindows, split_holdout
 from genseq import distributed
 from genseq.errors import GenseqError
 from genseq.generate import generate
 from genseq.models import FrameLM, RNNLM, build_model
-from genseq.models.rnn import stream_nll
 from genseq.models.vae import SequenceVAE
 from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, read_file, writable_folder
 from genseq.train import Trainer, TrainConfig, mixed_precision, terminate_as_interrupt
@@ -37,7 +37,7 @@ def lm_metrics(model, codec: Codec, items) -> dict:
     whatever else the codec counts (``bits_per_char`` for text): ``bits_per_sample`` for audio,
     ``bits_per_dim`` and ``nats_per_pixel`` for images (one palette index per pixel)."""
     stream = codec.encode_stream(items)
-    nats, tokens = model.stream_nll(stream) if hasattr(model, "stream_nll") else stream_nll(model, stream)
+    nats, tokens = model.stream_nll(stream)
     per_token = nats / tokens
     metrics = {"loss": per_token, "nll_nats_per_token": per_token, "bits_per_token": per_token / LN2,
                "perplexity": math.exp(per_token), "tokens": tokens,
@@ -160,6 +160,10 @@ class Task:
         """Stages after the training loop; their held-out metrics, or None if there are none."""
         return None
 
+    @staticmethod
+    def before_step(model, step: int) -> None:
+        """Changes to the model on a schedule, before step ``step``'s loss."""
+
 
 class LMTask(Task):
     """An autoregressive model over the stream of all items: an RNN LM on text, trained on random
@@ -211,6 +215,12 @@ class VAETask(Task):
             train_config = replace(train_config, minutes=train_config.minutes * 0.9)
         meta["refit_steps"] = stage_steps
         return train_config
+
+    @staticmethod
+    def before_step(model, step: int) -> None:
+        """Autoencoder pretraining (Li et al. 2019) ends by resetting the decoder."""
+        if step == model.config.ae_pretrain_steps > 0:
+            model.reset_decoder(seed=step)
 
     @staticmethod
     def finish(trainer: Trainer, data) -> dict | None:
@@ -306,7 +316,8 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
                        "train_items": len(train_items), "valid_items": len(valid_items), **facts}}
     train_config = spec.plan(train_config, meta, checkpoint, refit_steps)
     trainer = Trainer(model, codec, task, data, lambda m: spec.metrics(m, codec, valid_items),
-                      train_config, run_dir, device, meta=meta, progress=progress)
+                      train_config, run_dir, device, meta=meta, progress=progress,
+                      before_step=lambda step: spec.before_step(model, step))
     if resume:
         trainer.resume()
     metrics = trainer.fit(stop_at=stop_at)

@@ -58,6 +58,17 @@ def learning_rate(config: TrainConfig, step: int, total: int | None) -> float:
     return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW's groups: weight decay on the matrices of linear and recurrent layers, none on
+    biases, norms and embeddings (as nanoGPT's ``configure_optimizers``), so that rare tokens'
+    embeddings are not pulled to zero between their updates."""
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    decay, plain = [], []
+    for p in model.parameters():
+        (decay if p.dim() >= 2 and id(p) not in embeddings else plain).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
 PRECISIONS = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -96,27 +107,28 @@ class Trainer:
     """Trains ``model`` on ``data.batch(step)`` and writes the run folder.
 
     ``meta`` goes into every model file beside weights and codec (corpus facts); the latest held-out
-    metrics are added as ``meta["valid"]``.
+    metrics are added as ``meta["valid"]``. ``before_step(step)``, if given, runs before each
+    step's loss (a task's schedule of changes to the model).
     """
 
     calibration_steps = 20
 
     def __init__(self, model, codec, task: str, data, validate, config: TrainConfig, run_dir,
-                 device: torch.device, meta: dict | None = None, progress: bool = True):
+                 device: torch.device, meta: dict | None = None, progress: bool = True, before_step=None):
         self.model, self.codec, self.task, self.data = model.to(device), codec, task, data
         self.validate, self.config, self.device = validate, config, device
         self.run_dir, self.meta, self.progress = Path(run_dir), meta or {}, progress
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                           weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
         self.step = 0
         self.total = config.steps
         self.valid = None
         self.best = None  # the lowest validation loss so far; best.pt holds those weights
         self.rank, self.world = distributed.world()
         self.main = self.rank == 0  # the one process that validates, logs and writes files
-        if config.compile:
-            self.model.forward = torch.compile(self.model.forward)
+        if config.compile:  # what the loop calls: the loss, whose forward passes it holds
+            self.model.loss = torch.compile(self.model.loss)
         self.compute_loss = distributed.wrap(self.model, device)
+        self.before_step = before_step
         self.autocast, self.scaler = mixed_precision(config.precision, device)
         self.params = dict(self.model.named_parameters())
         self.ema = {name: p.detach().clone() for name, p in self.params.items()} if config.ema else None
@@ -209,6 +221,9 @@ class Trainer:
         """Restore everything from ``checkpoint.pt`` and drop metrics logged after it."""
         checkpoint = read_file(self.run_dir / CHECKPOINT_FILE)
         self.model.load_state_dict(checkpoint["model"])
+        if len(checkpoint["optimizer"]["param_groups"]) != len(self.optimizer.param_groups):
+            raise GenseqError(f"{self.run_dir / CHECKPOINT_FILE} was written by an older genseq whose optimizer "
+                              "this one cannot continue; resume it with that genseq, or start a new run")
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.step, self.total, self.valid = checkpoint["step"], checkpoint["total_steps"], checkpoint["valid"]
         self.best = checkpoint.get("best")
@@ -277,6 +292,8 @@ class Trainer:
                     break
                 for group in self.optimizer.param_groups:
                     group["lr"] = learning_rate(config, self.step, self.total)
+                if self.before_step is not None:
+                    self.before_step(self.step)
                 batch = self.data.batch(self.step, self.rank).to(self.device, non_blocking=True)
                 with self.autocast:
                     stats = self.compute_loss(batch, self.step)

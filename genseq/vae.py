@@ -10,11 +10,12 @@ import math
 import torch
 from tqdm import tqdm
 
-from genseq.codecs.text import BOS, EOS, TextCodec
+from genseq.codecs.base import BOS, EOS
+from genseq.codecs.text import TextCodec
 from genseq.data import pad_sequences
 from genseq.errors import GenseqError
 from genseq.generate import beam_search, generate
-from genseq.models.vae import LatentDecoder, SequenceVAE, gaussian_kl, gaussian_log_density
+from genseq.models.vae import LatentDecoder, SequenceVAE, gaussian_kl, gaussian_log_density, reparameterize
 from genseq.store import Loaded
 
 DECODERS = ("greedy", "sample", "beam")
@@ -117,9 +118,7 @@ def decode_latents(model: SequenceVAE, codec: TextCodec, z: torch.Tensor, decode
     temperature, top_k, top_p, seed) or ``beam`` search."""
     if decode not in DECODERS:
         raise GenseqError(f"unknown decoding {decode!r}; choose one of {', '.join(DECODERS)}")
-    # images decoded greedily decide each pixel's opacity before its colour (see opacity_first)
-    clear = getattr(codec, "transparent_id", None) if decode == "greedy" else None
-    decoder = LatentDecoder(model, z, clear)
+    decoder = LatentDecoder(model, z, codec.greedy_logits if decode == "greedy" else None)
     if decode == "beam":
         ids = beam_search(decoder, [BOS], max_tokens, batch=len(z), beam=beam, stop_id=EOS)
     else:
@@ -191,7 +190,7 @@ def mutual_info(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Gener
     """I(x; z) under q, estimated as in He et al. 2019: E[log q(z|x)] - E[log q(z)], with the
     aggregate posterior q(z) the mixture of every line's posterior."""
     n, d = mean.shape
-    z = mean + torch.randn(mean.shape, generator=generator).to(mean.device) * (0.5 * logvar).exp()
+    z = reparameterize(mean, logvar, torch.randn(mean.shape, generator=generator).to(mean.device))
     neg_entropy = (-0.5 * d * math.log(2 * math.pi) - 0.5 * (1 + logvar).sum(-1)).mean()
     log_qz = torch.cat([torch.logsumexp(gaussian_log_density(z[i:i + 256, None], mean, logvar), 1)
                         for i in range(0, n, 256)]) - math.log(n)
@@ -208,7 +207,7 @@ def iw_nll(model: SequenceVAE, ids: torch.Tensor, samples: int, generator: torch
     for start in range(0, samples, chunk):
         k = min(chunk, samples - start)
         eps = torch.randn((k, *mean.shape), generator=generator).to(mean.device)
-        z = mean + eps * (0.5 * logvar).exp()  # (k, B, Z)
+        z = reparameterize(mean, logvar, eps)  # (k, B, Z)
         rec = model.reconstruction_nll(ids.repeat(k, 1), z.flatten(0, 1)).view(k, -1)
         log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
         log_weights.append(-rec + log_pz - gaussian_log_density(z, mean, logvar))
@@ -234,7 +233,7 @@ def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_sampl
         mean, logvar = model.encode(ids)
         means.append(mean)
         logvars.append(logvar)
-        z = mean + torch.randn(mean.shape, generator=generator).to(device) * (0.5 * logvar).exp()
+        z = reparameterize(mean, logvar, torch.randn(mean.shape, generator=generator).to(device))
         rec += model.reconstruction_nll(ids, z).sum().item()
         kl += gaussian_kl(mean, logvar).sum().item()
         tokens += int((ids[:, 1:] != 0).sum())
@@ -262,13 +261,11 @@ def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_sampl
 
 
 def recon_accuracy(codec, items: list, decoded: list) -> dict:
-    """The share of characters (pixels, for images) that decoding gives back, position by position."""
-    if codec.kind == "image":
-        pairs = [(codec.encode(image), codec.encode(out)) for image, out in zip(items, decoded)]
-        name = "recon_pixel_accuracy"
-    else:
-        pairs, name = list(zip(items, decoded)), "recon_char_accuracy"
-    return {name: sum(sum(a == b for a, b in zip(x, y)) for x, y in pairs) / sum(len(x) for x, _ in pairs)}
+    """The share of the codec's units (characters of text, pixels of images) that decoding gives
+    back, position by position: ``recon_char_accuracy`` or ``recon_pixel_accuracy``."""
+    pairs = [(codec.recon_units(item), codec.recon_units(out)) for item, out in zip(items, decoded)]
+    matches = sum(sum(a == b for a, b in zip(x, y)) for x, y in pairs)
+    return {f"recon_{codec.recon_unit}_accuracy": matches / sum(len(x) for x, _ in pairs)}
 
 
 def traverse(loaded: Loaded, dims: tuple[int, int], steps: int = 9, span: float = 2.5,

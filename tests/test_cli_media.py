@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 from PIL import Image
 
@@ -113,13 +114,33 @@ def test_image_vae_trains_samples_and_traverses(tmp_path, sprite_folder):
     assert Image.open(sweep).size == (3 * 34 + 2, 3 * 34 + 2)
     assert run("traverse", "-m", run_dir, "--from", sprite_folder / "s01.png", "-o", sweep).exit_code == 0
     metrics = json.loads(run("eval", sprite_folder, "-m", run_dir, "--json", "--iw-samples", 2).output)
-    assert 0 <= metrics["recon_pixel_accuracy"] <= 1 and metrics["bits_per_dim"] > 0
-    assert len(metrics["unit_variances"]) == 4
+    assert metrics["lines"] == 24
+    assert metrics["bits_per_dim"] > 0 and len(metrics["unit_variances"]) == 4
+    samples = tmp_path / "prior.png"
+    assert run("sample", "-m", run_dir, "-n", 4, "--seed", 1, "-o", samples).exit_code == 0
+    assert Image.open(samples).size == (2 * 34 + 2, 2 * 34 + 2)
+    drawn = [np.asarray(image) for image in genseq.load(run_dir, "cpu").sample(4, seed=1)]
+    assert all(image.shape == (8, 8, 4) for image in drawn)
     for args, message in [(["traverse", "-m", run_dir, "--dims", "0,9"], "two different dimensions from 0 to 3"),
                           (["traverse", "-m", run_dir, "--dims", "x"], "--dims takes two dimensions"),
                           (["interpolate", "a", "b", "-m", run_dir], "traverse sweeps an image VAE")]:
         result = run(*args)
         assert result.exit_code == 1 and message in result.output, (args, result.output)
+
+
+@pytest.mark.parametrize("kind", ["audio", "image"])
+def test_plain_rnn_baseline_trains_on_audio_and_images(tmp_path, audio_folder, sprite_folder, kind):
+    """--arch rnn: the sample-level (or raster) RNN over the same codec, scored in the same units."""
+    corpus, unit, extra = (audio_folder, "bits_per_sample", ["--sample-rate", 8000, "--seq-len", 64]) if kind == "audio" \
+        else (sprite_folder, "bits_per_dim", ["--palette", 3, "--size", "8x8"])
+    run_dir = tmp_path / "rnn"
+    result = run("train", "lm", corpus, "-o", run_dir, "--arch", "rnn", "--steps", 4, "--valid-every", 2,
+                 "--batch-size", 4, "--hidden", 16, "--embed", 8, "--layers", 1, "--quiet", *extra)
+    assert result.exit_code == 0, result.output
+    model = genseq.load(run_dir, "cpu")
+    assert model.record["family"] == "rnn" and model.kind == kind
+    assert model.record["valid"][unit] > 0
+    assert run("sample", "-m", run_dir, "-n", 2, "--seconds", 0.01, "-o", tmp_path / "out" / ("x.wav" if kind == "audio" else "x.png")).exit_code == 0
 
 
 def test_unwritable_outputs_are_refused_before_any_work(tmp_path, corpus_file, tiny_audio_run):

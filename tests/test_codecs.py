@@ -1,7 +1,7 @@
 import pytest
 
 from genseq.codecs import TextCodec, codec_from_state, read_text_corpus
-from genseq.codecs.text import EOS, UNK
+from genseq.codecs.base import EOS, UNK
 from genseq.errors import GenseqError
 
 

@@ -14,6 +14,15 @@ def model(rows=0, seed=0):
     return FrameLM(config).eval()
 
 
+def test_beam_search_runs_on_the_frame_models_state():
+    from genseq.generate import beam_search
+
+    m = model()
+    assert torch.equal(beam_search(m, [1, 2, 3], 12, batch=2, beam=1), generate(m, [1, 2, 3], 12, batch=2,
+                                                                                temperature=0, top_k=1))
+    assert beam_search(m, [1, 2, 3], 12, batch=2, beam=4).shape == (2, 12)
+
+
 @pytest.mark.parametrize("rows", [0, 4])
 def test_priming_then_stepping_equals_teacher_forcing(rows):
     m = model(rows)
@@ -99,7 +108,7 @@ def test_a_take_is_the_same_whatever_the_workers_and_the_takes_beside_it():
 
 
 def test_a_failing_worker_is_reported():
-    from genseq.models.frame import run_forked
+    from genseq.workers import run_forked
 
     def fails(report):
         raise ValueError("no luck")
@@ -121,7 +130,7 @@ def test_gumbel_noise_is_standard_gumbel():
     CDF exp(-exp(-x)), and no infinite draws."""
     import numpy as np
 
-    from genseq.models.frame import gumbel
+    from genseq.sampler import gumbel
     g = gumbel([np.random.default_rng(0).bit_generator], 200, 1000)[:, 0].astype(np.float64)
     assert g.shape == (200, 1000) and np.isfinite(g).all()
     assert abs(g.mean() - 0.5772) < 0.01 and abs(g.var() - np.pi ** 2 / 6) < 0.02
@@ -149,14 +158,18 @@ def test_pairs_of_draws_follow_the_model(prime_length):
 
 
 def test_workers_respect_a_containers_cpu_quota(tmp_path, monkeypatch):
-    from genseq.models import frame
+    import os
 
-    cores = frame.available_cpus()
+    from genseq import workers
+
+    allowed = len(os.sched_getaffinity(0))
     quota = tmp_path / "cpu.max"
-    monkeypatch.setattr(frame, "CPU_MAX", str(quota))
+    monkeypatch.setattr(workers, "CPU_MAX", str(quota))
     quota.write_text("100000 100000\n")  # one CPU
-    assert frame.available_cpus() == 1
-    quota.write_text("max 100000\n")
-    assert frame.available_cpus() >= 1
-    monkeypatch.setattr(frame, "CPU_MAX", str(tmp_path / "absent"))
-    assert frame.available_cpus() >= 1 and cores >= 1
+    assert workers.available_cpus() == 1
+    quota.write_text("250000 100000\n")  # two and a half CPUs: two workers, if the affinity allows
+    assert workers.available_cpus() == min(2, allowed)
+    quota.write_text("max 100000\n")  # no quota: the cores this process may run on
+    assert workers.available_cpus() == allowed
+    monkeypatch.setattr(workers, "CPU_MAX", str(tmp_path / "absent"))
+    assert workers.available_cpus() == allowed

@@ -8,7 +8,7 @@ model file as plain numbers, strings and bytes, and :func:`codec_from_state` reb
 from pathlib import Path
 
 from genseq.codecs.audio import AUDIO_SUFFIXES, SAMPLE_RATE, AudioCodec, read_audio
-from genseq.codecs.base import Codec
+from genseq.codecs.base import BOS, EOS, PAD, UNK, Codec
 from genseq.codecs.image import IMAGE_SUFFIXES, ImageCodec, read_image, read_image_corpus, read_lecture_corpus
 from genseq.codecs.text import TextCodec, read_text_corpus
 from genseq.errors import GenseqError

@@ -5,6 +5,10 @@ from abc import ABC, abstractmethod
 
 import torch
 
+# The ids every codec's vocabulary keeps for sequence markup: padding, unknown, begin and end of an
+# item. SentencePiece is told them; an image codec for a VAE starts its colours after them.
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+
 
 class Codec(ABC):
     """Maps items of one modality (a line, a clip, an image) to token ids and back.
@@ -55,6 +59,16 @@ class Codec(ABC):
             metrics[f"{unit}s"] = count
             metrics[f"bits_per_{unit}"] = nats / math.log(2) / count
         return metrics
+
+    recon_unit = "token"  # what reconstruction accuracy counts: recon_<unit>_accuracy
+
+    def recon_units(self, item) -> list:
+        """``item`` as the units that reconstruction accuracy compares position by position."""
+        return self.encode(item)
+
+    def greedy_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits (..., V) as greedy decoding should read them; by default unchanged."""
+        return logits
 
     @abstractmethod
     def state_dict(self) -> dict:

@@ -149,6 +149,17 @@ def fit_size(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+def opacity_first(logits: torch.Tensor, transparent_id: int) -> torch.Tensor:
+    """Logits whose argmax decides a pixel's opacity by its own probability first, then its
+    colour: a pixel is transparent if that is more likely than not, else the likeliest colour.
+    Plain argmax would call a pixel transparent whenever no single one of many similar colours
+    beats transparency, and greedy sprites would come out empty."""
+    p_clear = logits.float().softmax(-1)[..., transparent_id]
+    boost = torch.where(p_clear >= 0.5, float("inf"), float("-inf"))
+    return torch.cat([logits[..., :transparent_id], boost.unsqueeze(-1).to(logits.dtype),
+                      logits[..., transparent_id + 1:]], -1)
+
+
 class ImageCodec(Codec):
     """RGBA images <-> palette ids in raster order.
 
@@ -227,6 +238,12 @@ class ImageCodec(Codec):
     def prime(self, prefix=None) -> list[int]:
         """The start id, then ``prefix``'s pixel ids if given (a list of ids: the kept rows)."""
         return [self.start_id, *(prefix or [])]
+
+    recon_unit = "pixel"
+
+    def greedy_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Greedy decoding decides each pixel's opacity before its colour (:func:`opacity_first`)."""
+        return logits if self.transparent_id is None else opacity_first(logits, self.transparent_id)
 
     def unit_metrics(self, nats: float, items) -> dict:
         """Bits per dim (one palette index per pixel, so per pixel) and nats per pixel, the

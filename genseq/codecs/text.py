@@ -10,10 +10,9 @@ from pathlib import Path
 import sentencepiece as spm
 import torch
 
-from genseq.codecs.base import Codec
+from genseq.codecs.base import BOS, EOS, PAD, UNK, Codec
 from genseq.errors import GenseqError
 
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
 TOKENIZERS = ("unigram", "bpe", "char")
 
 
@@ -63,6 +62,10 @@ class TextCodec(Codec):
     kind = "text"
     unit = "token"
     stop_id = EOS
+    recon_unit = "char"
+
+    def recon_units(self, item: str) -> str:
+        return item
 
     def __init__(self, model_proto: bytes, tokenizer: str):
         self.model_proto = model_proto

@@ -8,18 +8,14 @@ logits. F = 16 samples serves audio; F = one image row serves sprites, where lag
 above and the frame tier has seen every row above.
 
 The heavy frame tier runs once per F tokens, so per-token work is the small tier's: generation
-runs it in a lean NumPy loop (:meth:`FrameLM.sample_fast`) with exact Gumbel-max sampling, faster
-than real time for 16 kHz audio on one CPU thread.
+runs it in a lean NumPy loop (:mod:`genseq.sampler`) with exact Gumbel-max sampling, faster
+than real time for 16 kHz audio on one CPU thread (``bench/audio_speed.py``).
 
 Contract, as for :class:`genseq.models.rnn.RNNLM`: ``forward(tokens)`` gives the logits for the
 token after each position and the state after the last one; ``step(token, state)`` advances one
 token. The token predicted at position t has index t in the frame grid: frame t // F, column t % F.
 """
 
-import multiprocessing
-import os
-import sys
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genseq.models.rnn import next_token_loss
+from genseq.sampler import FoldedGRU, gate_major, one_torch_thread, sample_frames
 
 
 @dataclass
@@ -152,6 +149,14 @@ class FrameLM(nn.Module):
         state = FrameState(frame_h, token_h, contexts[:, -1], padded[:, -K:], T)
         return logits, state
 
+    prime_once = True
+
+    def repeat_state(self, state: FrameState, batch: int) -> FrameState:
+        return state.repeat(batch)
+
+    def select_state(self, state: FrameState, index: torch.Tensor) -> FrameState:
+        return state.rows(index)
+
     def prime(self, tokens: torch.Tensor):
         """What generation needs of a prime: the next-token logits (B, 1, V) and the state, without
         the head's work at every earlier position."""
@@ -159,13 +164,13 @@ class FrameLM(nn.Module):
 
     def _token_tier(self, x: torch.Tensor, h0: torch.Tensor):
         """The token GRU over inputs x (B, T, S) from h0 (1, B, S). Without gradients on the CPU it
-        steps in NumPy (:class:`FoldedGRU`), faster than torch's loop: priming 1 s of audio is
-        16,000 steps (``prime_s`` in ``bench/audio_speed.py``)."""
+        steps in NumPy (:class:`~genseq.sampler.FoldedGRU`), faster than torch's loop: priming one
+        second of audio is 16,000 steps (``prime_s`` in ``bench/audio_speed.py``)."""
         if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32:
             return self.token_rnn(x, h0)
         rnn, (B, T, S) = self.token_rnn, x.shape
         gru = FoldedGRU(rnn.weight_ih_l0, rnn.bias_ih_l0, rnn.weight_hh_l0, rnn.bias_hh_l0)
-        gates = _gate_major(x.numpy().reshape(B * T, S) @ gru.w_ih).reshape(3, B, T, S)
+        gates = gate_major(x.numpy().reshape(B * T, S) @ gru.w_ih).reshape(3, B, T, S)
         gates = np.ascontiguousarray(gates.transpose(2, 0, 1, 3))  # (T, 3, B, S): one block per step
         gates += gru.b_ih
         out = np.empty((T, B, S), np.float32)
@@ -216,308 +221,7 @@ class FrameLM(nn.Module):
                 count += x[:, 1:].numel()
         return total, count
 
-    # -- fast generation -----------------------------------------------------------------------
-
-    @torch.inference_mode()
     def sample_fast(self, logits: torch.Tensor, state: FrameState, steps: int, temperature: float,
                     seed: int | None, progress=None, workers: int | None = None) -> torch.Tensor:
-        """``steps`` tokens after a primed ``state`` (whose next-token logits are ``logits``),
-        sampled exactly by Gumbel-max at ``temperature`` (0: greedy). Returns (B, steps) ids.
-
-        A token costs about twenty NumPy calls on (3, B, S) gate-major arrays (each gate a
-        contiguous block, so nothing is sliced across rows), with every input-side product
-        folded into lookup tables (lags, positions, gate biases) or done once per frame
-        (contexts); the frame tier runs once per frame, its products in torch. This is what makes
-        audio faster than real time (``bench/audio_speed.py``).
-
-        Takes are independent, so several are shared out among ``workers`` processes (default:
-        the CPU cores this process may use; forked, Linux only), each on one thread. Each take
-        draws its noise a frame at a time from its own stream, spawned from ``seed``: a take is
-        the same whatever the number of workers or of takes beside it.
-        """
-        weights = FastWeights(self, temperature)
-        state = FrameState(state.frame_h.cpu(), state.token_h.cpu(), state.context.cpu(), state.history.cpu(),
-                           state.position)  # forked workers must not touch a GPU
-        B = state.history.shape[0]
-        streams = np.random.SeedSequence(seed).spawn(B)
-        shares = np.array_split(np.arange(B), max(1, min(B, workers or available_cpus())))
-        logits = _np(logits)
-        jobs = [(lambda report, i=index: self._sample_share(weights, logits[i], state.rows(i), steps, temperature,
-                                                            [streams[k] for k in i], report))
-                for index in shares]
-        tokens = np.concatenate(run_forked(jobs, progress), axis=1)
-        if progress is not None:
-            progress(steps)
-        return torch.from_numpy(np.ascontiguousarray(tokens.T).astype(np.int64))
-
-    def _sample_share(self, w: "FastWeights", logits: np.ndarray, state: FrameState, steps: int,
-                      temperature: float, streams: list, progress=None) -> np.ndarray:
-        """The sampling loop for some takes: their tokens, (steps, takes), as small integers."""
-        Fr, K = self.frame, self.history_len
-        B, V = state.history.shape[0], self.config.vocab_size
-        tokens = np.empty((K + steps, B), np.int64)  # the history, then what is generated; time-major
-        tokens[:K] = state.history.cpu().numpy().T
-        frame_h = [h.copy() for h in _np(state.frame_h)]
-        h = _np(state.token_h)[0].copy()
-        gates = w.context_gates(_np(state.context))
-        # lag j of input i is token K + i + 1 - j; ``rows`` holds the last K tokens as their three
-        # gates' rows of a lag table (token r at r % K; ``take`` along the first axis is the
-        # cheapest gather NumPy has); the first table carries the gate biases
-        rows = np.empty((K, 3, B), np.int64)
-        np.add(tokens[:K, None], w.gate_offsets, out=rows)
-        (table, back), *more = [(w.lag_tables[k], K + 1 - lag) for k, lag in enumerate(self.lags)]
-        position_gates = w.position_gates if w.pos_gates is not None else None
-        gru, head = w.token, w.head
-        scores, t = logits * w.scale - w.b2, state.position  # the noise carries the head's last bias
-        bits = [np.random.PCG64(stream) for stream in streams]
-
-        def draw_noise() -> np.ndarray:  # one frame's noise, (F, B, V), plus the head's last bias
-            if temperature <= 0:  # greedy: no noise
-                return np.broadcast_to(w.b2, (Fr, B, V))
-            noise = gumbel(bits, Fr, V)
-            noise += w.b2
-            return noise
-
-        with one_torch_thread():  # the products are small: more threads spin more than they help
-            for i in range(steps):
-                j = i % Fr
-                if j == 0:
-                    noise = draw_noise()  # a frame's noise at once
-                scores += noise[j]
-                scores.argmax(-1, out=tokens[K + i])
-                if i + 1 == steps:
-                    break
-                np.add(tokens[K + i], w.gate_offsets, out=rows[i % K])
-                if progress is not None and (i + 1) % 1024 == 0:
-                    progress(i + 1)
-                column = t % Fr
-                if column == 0:  # the token completes a frame: the frame tier reads it
-                    gates = w.context_gates(w.frame_step(tokens[K + i + 1 - Fr:K + i + 1], frame_h))
-                gi = table.take(rows[(back + i) % K], 0)
-                gi += gates[column]
-                for extra, lag_back in more:
-                    gi += extra.take(rows[(lag_back + i) % K], 0)
-                if position_gates is not None:
-                    gi += position_gates(t)
-                h = gru.step(gi, np.matmul(h, gru.w_hh), h)
-                scores = head(h)
-                t += 1
-        return tokens[K:].astype(np.uint16 if V <= 1 << 16 else np.int64)  # small through a pipe
-
-
-CPU_MAX = "/sys/fs/cgroup/cpu.max"  # "QUOTA PERIOD" in microseconds, or "max PERIOD"
-
-
-def available_cpus() -> int:
-    """The CPU cores this process may run on: its affinity, capped by a container's CPU quota
-    (cgroup v2 ``cpu.max``), so that a 2-CPU container on a 64-core host runs 2 workers."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-    try:
-        with open(CPU_MAX) as f:
-            quota, period = f.read().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return cores
-
-
-def run_forked(jobs: list, progress=None) -> list:
-    """Each job's result, ``job(report)``: the first in this process (reporting to ``progress``),
-    the others at the same time in forked children, one thread each. Runs them one after another
-    where fork is not safe (off Linux)."""
-    if len(jobs) == 1 or not sys.platform.startswith("linux"):
-        return [job(progress if k == 0 else None) for k, job in enumerate(jobs)]
-    context = multiprocessing.get_context("fork")
-    children = []
-    for job in jobs[1:]:
-        reader, writer = context.Pipe(duplex=False)
-        child = context.Process(target=_child, args=(job, writer), daemon=True)
-        child.start()
-        writer.close()
-        children.append((child, reader))
-    try:
-        results = [jobs[0](progress)]
-        for child, reader in children:
-            ok, value = reader.recv()
-            if not ok:
-                raise RuntimeError(f"a sampling worker failed: {value}")
-            results.append(value)
-    finally:
-        for child, reader in children:
-            reader.close()
-            child.join(timeout=1)
-            if child.is_alive():
-                child.terminate()
-    return results
-
-
-def _child(job, writer) -> None:
-    try:
-        torch.set_num_threads(1)
-        writer.send((True, job(None)))
-    except BaseException as error:  # noqa: BLE001 - reported to the parent, which raises it
-        writer.send((False, f"{type(error).__name__}: {error}"))
-    finally:
-        writer.close()
-
-
-def gumbel(bits: list, frames: int, V: int) -> np.ndarray:
-    """Standard Gumbel noise -log(-log u), float32, (frames, len(bits), V): take b's from bit
-    generator b, frame after frame. Each draw takes 23 random bits, which fill the mantissa of a
-    float in [1, 2); less (1 - 2^-24) it is u, strictly inside (0, 1), so the noise is finite.
-    This costs about a third of NumPy's float32 exponential draws, which matters at 2,048 draws
-    per step for 8 audio takes."""
-    half = (V + 1) // 2  # two draws per 64 random bits
-    raw = np.empty((frames, len(bits), half), np.uint64)
-    for take, generator in enumerate(bits):
-        raw[:, take] = generator.random_raw(frames * half).reshape(frames, half)
-    u = raw.view(np.uint32)[..., :V] >> 9
-    u |= np.uint32(0x3F800000)  # exponent of 1.0
-    u = u.view(np.float32)
-    u -= np.float32(1 - 2.0 ** -24)
-    np.log(u, out=u)
-    np.negative(u, out=u)
-    np.log(u, out=u)
-    np.negative(u, out=u)
-    return u
-
-
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().float().cpu().numpy()
-
-
-def _mm(x: np.ndarray, w: torch.Tensor) -> np.ndarray:
-    """x @ w (w may carry a leading gate axis) through torch: at frame-tier sizes its small-batch
-    products beat NumPy's BLAS by up to three times."""
-    return torch.matmul(torch.from_numpy(x), w).numpy()
-
-
-def _gate_major(w: np.ndarray) -> np.ndarray:
-    """(..., 3S) -> (3, ..., S): each gate's block contiguous, so the step slices nothing."""
-    *lead, width = w.shape
-    return np.ascontiguousarray(np.moveaxis(w.reshape(*lead, 3, width // 3), -2, 0))
-
-
-@contextmanager
-def one_torch_thread():
-    """Torch on one thread inside the block. Frame-tier products are too small to split: on an
-    idle 2-core machine a second thread gains 8%, on a busy one its spinning costs 2.8x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-class FoldedGRU:
-    """One GRU layer's weights for NumPy stepping, gate-major, with sigmoid(x) = (1 + tanh(x/2)) / 2
-    folded in: the r and z columns of the input side are halved (their hidden biases moved
-    there), and the whole hidden side is halved, so its n block takes (1 + tanh) in place of 2r.
-    """
-
-    def __init__(self, w_ih: torch.Tensor, b_ih: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor):
-        S = w_hh.shape[1]
-        half = np.ones(3 * S, np.float32)
-        half[:2 * S] = 0.5
-        b_hh = _np(b_hh)
-        b_in = _np(b_ih) * half
-        b_in[:2 * S] += 0.5 * b_hh[:2 * S]
-        self.w_ih = _np(w_ih).T * half  # (in, 3S), for folding into tables
-        self.b_ih = _gate_major(b_in)[:, None]  # (3, 1, S)
-        self.w_hh = _gate_major(_np(w_hh).T * 0.5)  # (3, S, S): np.matmul(h, w_hh) is (3, B, S)
-        self.b_hn = 0.5 * b_hh[2 * S:]
-
-    def step(self, gi: np.ndarray, gh: np.ndarray, h: np.ndarray) -> np.ndarray:
-        """The new state (B, S) from the folded input-side gates ``gi`` (3, B, S, bias included)
-        and the hidden-side products ``gh = np.matmul(h, w_hh)`` (3, B, S); both are overwritten."""
-        rz = gi[:2]
-        rz += gh[:2]
-        np.tanh(rz, out=rz)
-        rz += 1.0  # 2 sigmoid: the halves are in the weights
-        n = gh[2]
-        n += self.b_hn
-        n *= rz[0]
-        n += gi[2]
-        np.tanh(n, out=n)
-        h = h - n
-        h *= rz[1]
-        h *= 0.5
-        h += n
-        return h
-
-
-class FastWeights:
-    """A FrameLM's weights folded for :meth:`FrameLM.sample_fast`, as float32 arrays: lag and
-    position embeddings pushed through the token GRU's input weights into gate tables, the
-    temperature folded into the head's last layer. The frame tier's matrices are torch tensors
-    (over the same memory): at these sizes torch's small-batch products beat NumPy's BLAS."""
-
-    def __init__(self, model: FrameLM, temperature: float = 1.0):
-        c, rnn = model.config, model.token_rnn
-        self.S, self.frame = c.token_hidden, c.frame
-        self.token = FoldedGRU(rnn.weight_ih_l0, rnn.bias_ih_l0, rnn.weight_hh_l0, rnn.bias_hh_l0)
-        w_ih = self.token.w_ih
-        lag_gates = _gate_major(_np(model.lag_embed.weight) @ w_ih)  # (3, lags x (V + 1), S)
-        tables = np.split(lag_gates, len(model.lags), axis=1)
-        tables[0] = tables[0] + self.token.b_ih  # every step adds the first table: the gate biases ride in it
-        # each (3 x (V + 1), S): gate g of id v is row g (V + 1) + v
-        self.lag_tables = [t.reshape(-1, self.S) for t in tables]
-        self.gate_offsets = np.arange(3)[:, None] * (c.vocab_size + 1)  # (3, 1)
-        self.pos_gates = None  # images: row and column features, folded like the lags
-        if c.rows:
-            grid = c.rows * c.frame  # row features stop changing at the last row
-            positions = _np(model._positions(torch.arange(grid, device=model.embed.weight.device)))
-            self.pos_gates = _gate_major(positions @ w_ih)[:, :, None]  # (3, grid, 1, S)
-            self.last_row = grid - c.frame
-        self.scale = 1.0 / temperature if temperature > 0 else 1.0
-        self.w1, self.b1 = _np(model.head[0].weight).T.copy(), _np(model.head[0].bias)
-        self.w2 = np.ascontiguousarray(_np(model.head[2].weight).T * self.scale)
-        self.b2 = _np(model.head[2].bias) * self.scale
-        self.embed = _np(model.embed.weight)
-        self.frame_in, self.frame_in_b = torch.from_numpy(_np(model.frame_in.weight).T.copy()), _np(model.frame_in.bias)
-        frnn = model.frame_rnn
-        self.frame_layers = [FoldedGRU(*(getattr(frnn, f"{name}_l{k}") for name in
-                                         ("weight_ih", "bias_ih", "weight_hh", "bias_hh")))
-                             for k in range(c.frame_layers)]
-        self.frame_torch = [(torch.from_numpy(_gate_major(g.w_ih)), torch.from_numpy(g.w_hh)) for g in self.frame_layers]
-        self.frame_out = torch.from_numpy(_np(model.frame_out.weight).T.copy())
-        self.frame_out_b = _np(model.frame_out.bias)
-        self.context_w = torch.from_numpy(w_ih)
-
-    def position_gates(self, t: int) -> np.ndarray:
-        return self.pos_gates[:, min(t, self.last_row + t % self.frame)]
-
-    def head(self, h: np.ndarray) -> np.ndarray:
-        """Token-tier outputs (B, S) -> logits over temperature (B, V), less the last bias ``b2``
-        (the sampler adds it with the noise, once per frame)."""
-        x = h @ self.w1
-        x += self.b1
-        np.maximum(x, 0.0, out=x)
-        return x @ self.w2
-
-    def context_gates(self, context: np.ndarray) -> np.ndarray:
-        """Contexts (B, F, S) -> their products with the token GRU's folded input weights, per
-        position (F, 3, B, S); the biases are in the first lag table."""
-        B = len(context)
-        gates = _mm(context.reshape(B * self.frame, self.S), self.context_w)  # (B x F, 3S)
-        return np.ascontiguousarray(gates.reshape(B, self.frame, 3, self.S).transpose(1, 2, 0, 3))
-
-    def frame_step(self, frame: np.ndarray, frame_h: list) -> np.ndarray:
-        """Read one frame, ids (F, B) time-major, updating ``frame_h`` (one (B, H) per layer) in
-        place; return the next frame's contexts (B, F, S)."""
-        B = frame.shape[1]
-        x = _mm(self.embed[frame.T].reshape(B, -1), self.frame_in)
-        x += self.frame_in_b
-        np.maximum(x, 0.0, out=x)
-        for k, (gru, (w_ih, w_hh)) in enumerate(zip(self.frame_layers, self.frame_torch)):
-            gi = _mm(x, w_ih)
-            gi += gru.b_ih
-            frame_h[k] = x = gru.step(gi, _mm(frame_h[k], w_hh), frame_h[k])
-        out = _mm(x, self.frame_out)
-        out += self.frame_out_b
-        return out.reshape(B, self.frame, self.S)
+        """``steps`` tokens after a primed ``state`` by :func:`genseq.sampler.sample_frames`."""
+        return sample_frames(self, logits, state, steps, temperature, seed, progress, workers)

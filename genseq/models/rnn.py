@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genseq.generate import repeat_state, select_state
+
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 
 
@@ -27,9 +29,12 @@ class RNNConfig:
 
 
 class RNNLM(nn.Module):
-    """Embedding -> GRU/LSTM stack -> logits over the vocabulary."""
+    """Embedding -> GRU/LSTM stack -> logits over the vocabulary. Meets
+    :class:`genseq.generate.Autoregressive`."""
 
     family = "rnn"
+    prime_once = True
+    sample_fast = None  # generation steps through :meth:`step`
 
     def __init__(self, config: RNNConfig):
         super().__init__()
@@ -54,13 +59,23 @@ class RNNLM(nn.Module):
         hidden, state = self.rnn(self.drop(self.embed(tokens)), state)
         return self.head(self.proj(self.drop(hidden))), state
 
+    def prime(self, tokens: torch.Tensor):
+        return self(tokens)
+
     def step(self, token: torch.Tensor, state):
         """token: (B,) ids -> logits (B, V) for the next token, and the new state."""
         logits, state = self(token.unsqueeze(1), state)
         return logits.squeeze(1), state
 
+    repeat_state = staticmethod(repeat_state)
+    select_state = staticmethod(select_state)
+
     def loss(self, batch: torch.Tensor, step: int = 0) -> dict:
         return next_token_loss(self, batch)
+
+    def stream_nll(self, stream: torch.Tensor) -> tuple[float, int]:
+        """Total NLL (nats) of ``stream`` and the tokens scored (:func:`stream_nll`)."""
+        return stream_nll(self, stream)
 
 
 def next_token_loss(model, batch: torch.Tensor) -> dict:

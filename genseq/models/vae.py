@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from genseq.codecs.base import BOS, PAD, UNK
+from genseq.generate import repeat_state, select_state
 from genseq.models.rnn import CELLS
 
-PAD, UNK, BOS = 0, 1, 2
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -107,9 +108,12 @@ class SequenceVAE(nn.Module):
         hidden, state = self.decoder(inputs, state)
         return self.head(self.drop(hidden)), state
 
-    def reset_decoder(self) -> None:
-        for module in (self.latent_to_state, self.decoder, self.head):
-            module.reset_parameters()
+    def reset_decoder(self, seed: int = 0) -> None:
+        """Fresh decoder weights, drawn from ``seed`` (the same on every rank of a torchrun job)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for module in (self.latent_to_state, self.decoder, self.head):
+                module.reset_parameters()
 
     # -- objective -----------------------------------------------------------------------------
     def reconstruction_nll(self, tokens: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -127,20 +131,24 @@ class SequenceVAE(nn.Module):
         """The negative ELBO's two terms, averaged over the batch: -log p(x|z) for one z drawn
         from q(z|x) (reparameterised), and the KL of each latent dimension (Z,)."""
         mean, logvar = self.encode(tokens)
-        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
+        z = reparameterize(mean, logvar, torch.randn_like(mean))
         return self.reconstruction_nll(tokens, z).mean(), gaussian_kl(mean, logvar).mean(0)
 
     def loss(self, tokens: torch.Tensor, step: int = 0) -> dict:
         """Negative ELBO with the annealed KL weight and free bits, averaged over sequences."""
         config = self.config
         pretraining = step < config.ae_pretrain_steps
-        if step == config.ae_pretrain_steps > 0:
-            self.reset_decoder()
         rec, kl_dims = self.elbo_terms(tokens)
         kl_penalised = kl_dims.clamp(min=config.free_bits) if config.free_bits > 0 else kl_dims
         beta = 0.0 if pretraining else kl_weight(config, step - config.ae_pretrain_steps)
         return {"loss": rec + beta * kl_penalised.sum(), "rec": rec.detach(), "kl": kl_dims.sum().detach(),
                 "beta": torch.tensor(beta)}
+
+
+def reparameterize(mean: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """A draw z = mean + eps * std from N(mean, exp(logvar)) that gradients pass through;
+    ``eps`` ~ N(0, I) holds the draws' shape ((B, Z), or (K, B, Z) for K draws each)."""
+    return mean + eps * (0.5 * logvar).exp()
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -153,36 +161,30 @@ def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tens
     return -0.5 * (LOG_2PI + logvar + (z - mean).pow(2) / logvar.exp()).sum(-1)
 
 
-def opacity_first(logits: torch.Tensor, transparent_id: int) -> torch.Tensor:
-    """Logits whose argmax decides a pixel's opacity by its own probability first, then its
-    colour: a pixel is transparent if that is more likely than not, else the likeliest colour.
-    Plain argmax would call a pixel transparent whenever no single one of many similar colours
-    beats transparency, and greedy sprites would come out empty."""
-    p_clear = logits.float().softmax(-1)[..., transparent_id]
-    boost = torch.where(p_clear >= 0.5, float("inf"), float("-inf"))
-    return torch.cat([logits[..., :transparent_id], boost.unsqueeze(-1).to(logits.dtype),
-                      logits[..., transparent_id + 1:]], -1)
-
-
 class LatentDecoder(nn.Module):
-    """The decoder with z fixed: the ``forward``/``step`` interface of a language model, so that
+    """The decoder with z fixed, meeting :class:`genseq.generate.Autoregressive`, so that
     :func:`genseq.generate.generate` and beam search decode a VAE's latent codes unchanged.
     It never proposes ``unk``: a decoded line is made of tokens the model knows."""
 
     prime_once = False  # each row has its own z, so a shared prime cannot be run once for all
+    sample_fast = None
+    repeat_state = staticmethod(repeat_state)
+    select_state = staticmethod(select_state)
 
-    def __init__(self, vae: SequenceVAE, z: torch.Tensor, transparent_id: int | None = None):
+    def __init__(self, vae: SequenceVAE, z: torch.Tensor, adjust=None):
+        """``adjust``: applied to every step's logits (a codec's :meth:`~genseq.codecs.Codec.greedy_logits`)."""
         super().__init__()
-        self.vae, self.z, self.transparent_id = vae, z, transparent_id
+        self.vae, self.z, self.adjust = vae, z, adjust
 
     def forward(self, tokens: torch.Tensor, state=None):
         z = self.z if self.z.size(0) == tokens.size(0) else self.z.repeat_interleave(
             tokens.size(0) // self.z.size(0), 0)
         logits, state = self.vae.decode(tokens, z, state)
         logits = logits.index_fill(-1, torch.tensor([UNK], device=logits.device), float("-inf"))
-        if self.transparent_id is not None:
-            logits = opacity_first(logits, self.transparent_id)
-        return logits, state
+        return (logits if self.adjust is None else self.adjust(logits)), state
+
+    def prime(self, tokens: torch.Tensor, state=None):
+        return self(tokens, state)
 
     def step(self, token: torch.Tensor, state):
         logits, state = self(token.unsqueeze(1), state)
