@@ -19,6 +19,7 @@ import torch
 
 from genseq import distributed, tasks, vae
 from genseq.codecs import corpus_kind, read_corpus, read_image
+from genseq.codecs.audio import wav_shortfall
 from genseq.device import pick_device
 from genseq.errors import GenseqError
 from genseq.store import Loaded, load_model, model_record, save_atomic
@@ -135,7 +136,7 @@ class Model(Loaded):
     # -- audio -----------------------------------------------------------------------------------
     def continue_(self, clip, seconds: float = 4.0, n: int = 1, *, rate: int | None = None,
                   temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
-                  progress: bool = False) -> tuple[np.ndarray, int]:
+                  progress: bool = False, warn=None) -> tuple[np.ndarray, int]:
         """``n`` continuations of ``clip``: a WAV, FLAC or OGG path, or a float array (samples,) at
         ``rate`` (default: the model's), resampled and mixed to mono as a file would be.
 
@@ -144,14 +145,19 @@ class Model(Loaded):
             model's sample rate.
         """
         self.require("continue", "lm", ("audio",))
-        wave = self.read_clip(clip, rate)
+        wave = self.read_clip(clip, rate, warn)
         sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
         return self._audio(wave, seconds, n, progress, sampling)
 
-    def read_clip(self, clip, rate: int | None = None) -> np.ndarray:
+    def read_clip(self, clip, rate: int | None = None, warn=None) -> np.ndarray:
         """A path or an array at ``rate`` -> float32 mono at the model's rate; a silent clip,
-        which gives a model nothing to continue, is refused."""
+        which gives a model nothing to continue, is refused. ``warn`` is told of a truncated WAV
+        (what its header promised and what was read)."""
         if isinstance(clip, (str, Path)):
+            shortfall = wav_shortfall(clip)
+            if shortfall is not None and warn is not None:
+                warn(f"note: {clip} is truncated: its header promises {shortfall[0]:.2f} s, the file holds "
+                     f"{shortfall[1]:.2f} s; continuing the {shortfall[1]:.2f} s read")
             wave = self.codec.read(clip)
         else:
             wave = self.codec.from_array(np.asarray(clip, np.float32), rate or self.codec.sample_rate)
@@ -258,7 +264,8 @@ def models() -> list[str]:
 def train(task: str, corpus, out, *, steps: int | None = None, minutes: float | None = None, valid=None,
           valid_fraction: float = 0.05, tokenizer: str = "auto", vocab_size: int = 2000,
           batch_size: int | None = None, lr: float | None = None, seq_len: int | None = None,
-          valid_every: int = 250, seed: int = 0, keep_checkpoints: int = 0, ema: float = 0.0,
+          valid_every: int = 250, seed: int = 0, keep_checkpoints: int = 0, checkpoint_minutes: float = 2.0,
+          ema: float = 0.0,
           precision: str = "float32", compile: bool = False, resume: bool = False, progress: bool = True,
           device: str | torch.device = "auto", refit_steps: int | None = None, sample_rate: int | None = None,
           palette: int | None = None, size: tuple[int, int] | None = None, colormap=None,
@@ -282,7 +289,8 @@ def train(task: str, corpus, out, *, steps: int | None = None, minutes: float | 
     defaults = tasks.TASKS[task].train_defaults
     config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size or defaults["batch_size"],
                          seq_len=seq_len, lr=lr or defaults["lr"], valid_every=valid_every, seed=seed,
-                         keep_checkpoints=keep_checkpoints, precision=precision, compile=compile, ema=ema)
+                         keep_checkpoints=keep_checkpoints, checkpoint_minutes=checkpoint_minutes,
+                         precision=precision, compile=compile, ema=ema)
     codec_options = dict(tokenizer=tokenizer, vocab_size=vocab_size, sample_rate=sample_rate,
                          palette=palette, size=size, colormap=colormap)
     try:

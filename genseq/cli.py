@@ -19,6 +19,7 @@ from genseq.codecs.base import Codec
 from genseq.models import FrameConfig, RNNConfig, VAEConfig
 from genseq.models.vae import KL_SCHEDULES
 from genseq.tasks import FRAME_DEFAULTS, TASKS
+from genseq.train import TrainConfig
 from genseq.vae import DECODERS, REFINE_STEPS, REFIT_LR
 
 
@@ -137,6 +138,9 @@ def training_options(task: str):
                      help="Peak learning rate."),
         click.option("--valid-every", type=click.IntRange(min=1), default=250, help="Steps between validations."),
         click.option("--seed", type=int, default=0, help="Seed for the split, initialisation and batches."),
+        click.option("--checkpoint-minutes", type=click.FloatRange(min=0, min_open=True),
+                     default=default_of(TrainConfig, "checkpoint_minutes"),
+                     help="Also write a checkpoint when this many minutes have passed since the last one."),
         click.option("--keep-checkpoints", type=click.IntRange(min=0), default=0,
                      help="Also keep the last N checkpoints in RUN/checkpoints/ (0: only the latest)."),
         click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0,
@@ -332,7 +336,7 @@ def continue_command(clip, model_spec, seconds, count, out, with_prime, temperat
     check_output(take_paths(out, count)[0])
     model = load(model_spec, device)
     model.require("continue", "lm", ("audio",))
-    wave = model.read_clip(clip)
+    wave = model.read_clip(clip, warn=warn)
     waves, rate = model.continue_(wave, seconds, count, temperature=temperature, top_k=top_k, top_p=top_p,
                                   seed=seed, progress=True)
     for path in write_audio_takes(waves, rate, out, wave if with_prime else None):

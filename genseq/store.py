@@ -6,11 +6,13 @@ optimizer, scheduler, step and RNG states. Both hold only tensors, numbers, stri
 are read with ``torch.load(weights_only=True)``: a model file is data, never code.
 """
 
+import errno
 import os
 import pickle
-from contextlib import contextmanager
 import re
+import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,9 +65,26 @@ def atomic_path(path):
 
 
 def save_atomic(obj: dict, path) -> None:
-    """``torch.save`` through :func:`atomic_path`."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save`` through :func:`atomic_path`. A write that fails (a full disk, a quota) ends
+    in one line that names the file and says what was kept."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except (OSError, RuntimeError) as e:  # torch reports a short write as RuntimeError
+        full = getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "unexpected pos" in str(e) \
+            or "write failed" in str(e) or disk_is_full(path.parent)
+        reason = "the disk is full" if full else (getattr(e, "strerror", None) or str(e).splitlines()[0])
+        kept = f"the previous {path.name} is kept whole" if path.exists() else f"no {path.name} was written"
+        raise GenseqError(f"cannot write {path} ({reason}); {kept}. Free some space and run again "
+                          "(--resume continues a training run from its last checkpoint)") from None
+
+
+def disk_is_full(folder: Path, margin: int = 1 << 20) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
 
 
 def read_file(path) -> dict:
@@ -137,12 +156,24 @@ def load_model(spec: str, device: str | torch.device = "cpu") -> Loaded:
     needs of it."""
     path = resolve(spec)
     record = read_file(path)
+    check_shapes(record, path)
     model = build_model(record["family"], record["config"])
-    try:
-        model.load_state_dict(dequantize(record))
-    except RuntimeError:
-        raise GenseqError(f"{path}: the weights do not match the stored config; the file is damaged") from None
+    model.load_state_dict(dequantize(record))
     return Loaded(model.to(device).eval(), codec_from_state(record["codec"]), record, path)
+
+
+def check_shapes(record: dict, path) -> None:
+    """Refuse a file whose stored config asks for other tensors than its weights hold, before
+    anything is allocated: the model is built on PyTorch's meta device, which holds shapes only,
+    so a config that claims 400,000 hidden units costs nothing to check."""
+    with torch.device("meta"):
+        expected = build_model(record["family"], record["config"]).state_dict()
+    stored = record.get("model") or {}
+    wrong = sorted(set(expected) ^ set(stored)) or [name for name in expected
+                                                    if tuple(expected[name].shape) != tuple(stored[name].shape)]
+    if wrong:
+        raise GenseqError(f"{path}: the weights do not match the stored config ({wrong[0]} differs); the file "
+                          "is damaged, use another copy")
 
 
 PRECISIONS = ("float32", "float16", "int8")

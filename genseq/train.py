@@ -44,6 +44,7 @@ class TrainConfig:
     precision: str = "float32"  # or bf16 / fp16: autocast for the forward pass, fp32 weights
     compile: bool = False  # torch.compile the model's forward
     ema: float = 0.0  # > 0: validate and write model.pt / best.pt with an exponential moving average
+    checkpoint_minutes: float = 2.0  # also write a checkpoint when this long has passed since the last
 
 
 def learning_rate(config: TrainConfig, step: int, total: int | None) -> float:
@@ -286,6 +287,7 @@ class Trainer:
         bar = tqdm(total=self.total, initial=self.step, disable=not (self.progress and self.main), unit="step",
                    dynamic_ncols=True, desc="train")
         window_start, window_tokens, timed_from = time.perf_counter(), 0, None
+        saved_at = time.perf_counter()
         try:
             while self.total is None or self.step < self.total:
                 if stop_at is not None and self.step >= stop_at:
@@ -331,6 +333,10 @@ class Trainer:
                 if self.step % config.valid_every == 0 or self.step == self.total:
                     self.validate_now()
                     self.save()
+                    saved_at = time.perf_counter()
+                elif time.perf_counter() - saved_at > config.checkpoint_minutes * 60:
+                    self.save()  # a kill between validations loses at most this much work
+                    saved_at = time.perf_counter()
         except KeyboardInterrupt:
             bar.close()
             self.save()

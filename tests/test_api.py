@@ -64,6 +64,20 @@ def test_continue_takes_a_path_or_an_array_at_any_rate(tiny_audio_run, tmp_path)
     assert sampled.shape == (1, round(0.05 * rate))
 
 
+def test_a_truncated_wav_is_said_to_be(tiny_audio_run, tmp_path):
+    """A cut download: the header promises 1 s, the file holds the first half of it."""
+    model = genseq.load(tiny_audio_run, "cpu")
+    sf.write(tmp_path / "whole.wav", tone(1.0, 8000, 220, 0), 8000, subtype="PCM_16")
+    data = (tmp_path / "whole.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[:44 + 8000])  # the 44-byte header and 0.5 s of samples
+    notes = []
+    waves, _ = model.continue_(tmp_path / "cut.wav", seconds=0.01, seed=0, warn=notes.append)
+    assert notes == [f"note: {tmp_path / 'cut.wav'} is truncated: its header promises 1.00 s, the file holds "
+                     "0.50 s; continuing the 0.50 s read"]
+    model.continue_(tmp_path / "whole.wav", seconds=0.01, seed=0, warn=notes.append)
+    assert len(notes) == 1
+
+
 def test_image_jobs_return_pil_images(tiny_image_run, sprite_folder):
     model = genseq.load(tiny_image_run, "cpu")
     drawn = model.sample(3, seed=0)

@@ -54,6 +54,19 @@ def test_model_argument_forms(tiny_run, tmp_path):
         genseq.load(str(tiny_run)).reconstruct(["a line"])
 
 
+def test_a_config_that_claims_other_sizes_than_its_weights_is_refused_before_building(tiny_run, tmp_path):
+    record = read_file(tiny_run / "model.pt")
+    record["config"]["hidden_size"] = 400_000  # 1.9 TB of weights if it were built
+    torch.save(record, tmp_path / "liar.pt")
+    with pytest.raises(GenseqError, match="the weights do not match the stored config .*damaged"):
+        load_model(str(tmp_path / "liar.pt"))
+    del record["model"]["head.bias"]
+    record["config"]["hidden_size"] = read_file(tiny_run / "model.pt")["config"]["hidden_size"]
+    torch.save(record, tmp_path / "missing.pt")
+    with pytest.raises(GenseqError, match=r"\(head.bias differs\)"):
+        load_model(str(tmp_path / "missing.pt"))
+
+
 @pytest.mark.parametrize("precision, shrink, tolerance", [("float16", 0.45, 1e-2), ("int8", 0.65, 0.05)])
 def test_export_shrinks_the_file_and_loads_back(tiny_run, tmp_path, precision, shrink, tolerance):
     size = export_model(str(tiny_run), tmp_path / "small.pt", precision)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from genseq.data import TokenWindows, split_holdout
+from genseq.errors import GenseqError
 from genseq.tasks import train
 from genseq.store import read_file, save_atomic
 from genseq.train import TrainConfig, learning_rate
@@ -96,10 +97,47 @@ def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "fsync", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(GenseqError, match=r"cannot write .*model.pt \(disk full\); the previous model.pt is kept whole"):
         save_atomic({"weights": torch.zeros(3)}, path)
     assert torch.equal(torch.load(path, weights_only=True)["weights"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_a_full_disk_while_training_is_one_line_and_keeps_the_last_checkpoint(tmp_path, corpus_file, monkeypatch):
+    """torch reports a short write as ``RuntimeError: ... unexpected pos``: the run ends with one
+    line naming the file and the full disk, and the checkpoint written before it survives."""
+    run = tmp_path / "run"
+    saves, real_save = [], torch.save
+
+    def save(obj, f, *args, **kwargs):
+        saves.append(obj.get("step"))
+        if len(saves) > 3:  # the first validation's checkpoint, model and best files are written
+            raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed "
+                               "writing file data/3: file write failed. unexpected pos 64 vs 0")
+        return real_save(obj, f, *args, **kwargs)
+    monkeypatch.setattr(torch, "save", save)
+    with pytest.raises(GenseqError, match=r"cannot write .*checkpoint.pt \(the disk is full\); the previous "
+                                          r"checkpoint.pt is kept whole.*--resume"):
+        train("lm", corpus_file, run, model_config=TINY_MODEL, codec_options={"vocab_size": 300}, progress=False,
+              train_config=config(steps=16, valid_every=8))
+    assert read_file(run / "checkpoint.pt")["step"] == 8
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_checkpoints_are_written_by_the_clock_between_validations(tmp_path, corpus_file, monkeypatch):
+    """A kill long after the last validation loses at most --checkpoint-minutes of work."""
+    from genseq.train import Trainer
+
+    steps, real_save = [], Trainer.save
+
+    def save(self):
+        steps.append(self.step)
+        real_save(self)
+    monkeypatch.setattr(Trainer, "save", save)
+    train("lm", corpus_file, tmp_path / "run", model_config=TINY_MODEL, codec_options={"vocab_size": 300},
+          progress=False, train_config=config(steps=6, valid_every=100, checkpoint_minutes=1e-9))
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert read_file(tmp_path / "run" / "checkpoint.pt")["step"] == 6
 
 
 def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, corpus_file):

@@ -49,6 +49,35 @@ def to_mono(data: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
     return wave.clamp(-1.0, 1.0).numpy()
 
 
+def wav_shortfall(path) -> tuple[float, float] | None:
+    """For a WAV file whose header promises more sample data than the file holds (a cut
+    download), (seconds promised, seconds held); None for a whole WAV or any other format.
+    libsndfile reads what is there without a word, so genseq looks at the header itself."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(12)
+            if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+                return None
+            size, block, rate = Path(path).stat().st_size, 0, 0
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                name, length = chunk[:4], int.from_bytes(chunk[4:], "little")
+                if name == b"fmt ":
+                    fmt = f.read(length + length % 2)
+                    rate, block = int.from_bytes(fmt[4:8], "little"), int.from_bytes(fmt[12:14], "little")
+                elif name == b"data":
+                    held = size - f.tell()
+                    if not block or not rate or length in (0, 0xFFFFFFFF) or held >= length:
+                        return None  # 0 and 0xFFFFFFFF: a streamed WAV that never set its size
+                    return length / block / rate, held // block / rate
+                else:
+                    f.seek(length + length % 2, 1)
+    except OSError:
+        return None
+
+
 def audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
 
