@@ -247,6 +247,9 @@ def train_lm_command(hidden, embed, **options):
               help=f"Cycles before the weight holds [default: {default_of(VAEConfig, 'kl_cycles')}].")
 @click.option("--beta", type=click.FloatRange(min=0), default=None,
               help=f"Final KL weight [default: {default_of(VAEConfig, 'beta')}].")
+@click.option("--bow-weight", type=click.FloatRange(min=0), default=None,
+              help="Weight of a bag-of-words loss on the code (Zhao et al. 2017), which makes it say "
+                   f"what a line holds [default: {default_of(VAEConfig, 'bow_weight')}].")
 @click.option("--ae-pretrain-steps", type=click.IntRange(min=0), default=None,
               help="Train as an autoencoder first, then reset the decoder (Li et al. 2019) "
                    f"[default: {default_of(VAEConfig, 'ae_pretrain_steps')}].")

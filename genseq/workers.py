@@ -48,6 +48,8 @@ def run_forked(jobs: list, progress=None) -> list:
         results = [jobs[0](progress)]
         for child, reader in children:
             ok, value = reader.recv()
+            if not ok and value == INTERRUPTED:  # Ctrl-C reaches the whole process group: stop as the parent does
+                raise KeyboardInterrupt
             if not ok:
                 raise RuntimeError(f"a sampling worker failed: {value}")
             results.append(value)
@@ -60,10 +62,15 @@ def run_forked(jobs: list, progress=None) -> list:
     return results
 
 
+INTERRUPTED = "interrupted"
+
+
 def _child(job, writer) -> None:
     try:
         torch.set_num_threads(1)
         writer.send((True, job(None)))
+    except KeyboardInterrupt:
+        writer.send((False, INTERRUPTED))
     except BaseException as error:  # noqa: BLE001 - reported to the parent, which raises it
         writer.send((False, f"{type(error).__name__}: {error}"))
     finally:

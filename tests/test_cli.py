@@ -5,6 +5,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+import genseq
 from genseq.cli import main
 from genseq.store import read_file
 
@@ -16,11 +17,19 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def test_help_lists_every_command():
+def test_help_lists_every_command_and_each_has_its_own():
     result = run("--help")
     assert result.exit_code == 0
-    for command in ("train", "sample", "eval", "models"):
+    commands = sorted(main.commands)
+    assert commands == ["complete", "continue", "demo", "eval", "export", "interpolate", "models", "reconstruct",
+                        "refit", "sample", "train", "traverse"]
+    for command in commands:
         assert f"  {command} " in result.output
+        own = run(command, "--help")
+        assert own.exit_code == 0 and f"Usage: main {command}" in own.output, command
+    for task in ("lm", "vae"):
+        own = run("train", task, "--help")
+        assert own.exit_code == 0 and "--minutes" in own.output and "[default: " in own.output
 
 
 def test_train_sample_eval_models(tmp_path, corpus_file):
@@ -46,7 +55,19 @@ def test_train_sample_eval_models(tmp_path, corpus_file):
         assert key in metrics
     assert metrics["bits_per_char"] < metrics["bits_per_token"]
 
-    assert run("models").exit_code == 0
+
+def test_models_lists_every_shipped_model_with_its_scores():
+    from genseq.store import shipped_models
+
+    result = run("models")
+    assert result.exit_code == 0
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()}
+    assert set(rows) == set(shipped_models()) >= {"poems", "verse", "shakespeare", "speech", "piano", "sprites"}
+    assert rows["poems"][1:3] == ["vae", "text"] and rows["speech"][1:3] == ["lm", "audio"]
+    listed = [json.loads(line) for line in run("models", "--json").output.splitlines()]
+    assert {row["name"] for row in listed} == set(shipped_models())
+    speech = next(row for row in listed if row["name"] == "speech")
+    assert 0 < speech["megabytes"] < 20 and 2 < speech["held_out"]["bits_per_sample"] < 8
 
 
 def test_minutes_budget_sets_the_steps(tmp_path, corpus_file):
@@ -112,7 +133,11 @@ def test_a_failed_run_overwrites_nothing(tmp_path, corpus_file, tiny_run):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     result = run("train", "lm", empty, "-o", tiny_run, "--resume", *TINY)
-    assert result.exit_code != 0
+    assert result.exit_code == 1 and "empty.txt holds no text" in result.output, result.output
+    other = tmp_path / "other.txt"
+    other.write_text("\n".join(f"another line {i}" for i in range(100)) + "\n")
+    result = run("train", "lm", other, "-o", tiny_run, "--resume", *TINY)
+    assert result.exit_code == 1 and "is not the corpus this run was trained on" in result.output, result.output
     assert {p.name: p.read_bytes() for p in tiny_run.iterdir()} == before
 
 
@@ -144,7 +169,10 @@ def test_vae_eval_json(tmp_path, tiny_vae_run):
     metrics = json.loads(result.output)
     assert metrics["lines"] == 2 and metrics["iw_samples"] == 10
     assert metrics["iw_nll"] <= metrics["neg_elbo"] + 1e-3
-    assert metrics["refine_steps"] == 10 and 0 <= metrics["recon_char_accuracy_refined"] <= 1
+    lines = ["床前明月光", "春眠不觉晓"]
+    decoded = genseq.load(tiny_vae_run, "cpu").reconstruct(lines, refine=10)
+    same = sum(a == b for line, out in zip(lines, decoded) for a, b in zip(line, out)) / 10
+    assert metrics["refine_steps"] == 10 and metrics["recon_char_accuracy_refined"] == pytest.approx(same)
     result = run("eval", corpus, "-m", tiny_vae_run, "--json", "--iw-samples", 2, "--refine", 0)
     assert result.exit_code == 0 and "recon_char_accuracy_refined" not in json.loads(result.output)
 

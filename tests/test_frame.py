@@ -116,6 +116,11 @@ def test_a_failing_worker_is_reported():
     with pytest.raises(RuntimeError, match="ValueError: no luck"):
         run_forked([lambda report: 1, fails])
 
+    def interrupted(report):  # a Ctrl-C that reached the worker: the parent stops as if it had one
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        run_forked([lambda report: 1, interrupted])
+
 
 def test_seeded_samples_reproduce():
     m = model()
