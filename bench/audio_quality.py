@@ -23,7 +23,6 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse
 import json
 import math
 import time
@@ -36,7 +35,8 @@ from genseq.codecs.audio import audio_files
 from genseq.store import load_model
 from genseq.tasks import continue_audio, lm_metrics
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ROOT, make_parser
+
 CORPORA = ("speech", "piano")
 FRAME, HOP = 512, 256
 ACTIVE_DBFS = -60.0  # frames quieter than this are left out of the flatness average
@@ -99,7 +99,7 @@ def health(loaded, folder: Path, clips: int, prime_s: float, seconds: float, see
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--extra", action="append", default=[], metavar="NAME=PATH",
                         help="another model file to score (NAME speech-* or piano-*: that corpus only)")
     parser.add_argument("--clips", type=int, default=8, help="continuations per corpus at most")

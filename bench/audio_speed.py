@@ -28,7 +28,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # NumPy's BLAS runs sample_fast: one thread, like torch
 
 import argparse
-import glob
 import json
 import resource
 import subprocess
@@ -43,28 +42,7 @@ from genseq.generate import generate
 from genseq.workers import available_cpus
 from genseq.store import load_model
 
-RATE = 16000
-ROOT = Path(__file__).resolve().parent.parent
-TEST_CLIPS = {"speech": "corpora/audio/speech/test", "piano": "corpora/audio/piano/test"}
-
-
-def best_time(fn, warm_arg, arg, repeat: int) -> float:
-    fn(warm_arg)  # warm up
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn(arg)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def prime_clip(loaded, corpus: str):
-    """The first 1 s of the first test clip of ``corpus`` at least 1 s long, as model ids."""
-    for path in sorted(glob.glob(str(ROOT / TEST_CLIPS[corpus] / "*.wav"))):
-        clip = loaded.codec.read(path)
-        if len(clip) >= RATE:
-            return loaded.codec.prime(clip[:RATE]), Path(path).name
-    raise SystemExit(f"no test clip of {corpus} is 1 s long")
+from common import RATE, ROOT, best_of, make_parser, prime_clip, timed
 
 
 class SampleGRU(nn.Module):
@@ -107,9 +85,7 @@ def child(seconds: float) -> None:
     prime, _ = prime_clip(loaded, "speech")
     generate(loaded.model, prime, 16, seed=0)  # prime once so both peaks include the primed forward
     before, now_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rss_now()
-    start = time.perf_counter()
-    ids = generate(loaded.model, prime, round(seconds * RATE), seed=0)
-    wall = time.perf_counter() - start
+    wall, ids = timed(generate, loaded.model, prime, round(seconds * RATE), seed=0)
     after, now_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rss_now()
     print(json.dumps({"rss_mib_before": round(now_before, 1), "rss_mib_after": round(now_after, 1),
                       "seconds": seconds, "samples": ids.shape[1], "peak_rss_mib_before": round(before, 1),
@@ -118,7 +94,7 @@ def child(seconds: float) -> None:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=2.0, help="audio the frame models generate")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--baseline-samples", type=int, default=8000, help="samples the baselines generate")
@@ -155,11 +131,12 @@ def main():
         loaded = load_model(corpus)
         prime, clip = prime_clip(loaded, corpus)
         with torch.inference_mode():  # the priming call alone, as generate makes it, to split it off
-            prime_s = best_time(lambda p, m=loaded.model: m.prime(torch.tensor([p])), prime[:16], prime, args.repeat)
+            def prime_call(ids, m=loaded.model):
+                return m.prime(torch.tensor([ids]))
+            prime_s = best_of(prime_call, args.repeat, prime, warmup=lambda: prime_call(prime[:16]))
         for batch, workers in ((1, 1), (8, 1), (16, 1), (8, None), (16, None)):
-            t = best_time(lambda n, m=loaded.model, p=prime, b=batch, w=workers: generate(m, p, n, batch=b, seed=0,
-                                                                                           workers=w),
-                          320, steps, args.repeat)
+            t = best_of(generate, args.repeat, loaded.model, prime, steps, batch=batch, seed=0, workers=workers,
+                        warmup=lambda: generate(loaded.model, prime, 320, batch=batch, seed=0, workers=workers))
             name = f"{corpus}_b{batch}" if workers == 1 else f"{corpus}_cores_b{batch}"
             record(name, batch, steps, t, args.repeat, prime_clip=clip, prime_samples=len(prime),
                    prime_s=round(prime_s, 4), sampling_only_samples_per_s=round(batch * steps / (t - prime_s), 1),
@@ -168,7 +145,7 @@ def main():
     gru = SampleGRU().eval()
     n = args.baseline_samples
     for batch in (1, 8):
-        t = best_time(lambda k, b=batch: gru.sample(k, b), 200, n, args.baseline_repeat)
+        t = best_of(gru.sample, args.baseline_repeat, n, batch, warmup=lambda: gru.sample(200, batch))
         record(f"gru_loop_b{batch}", batch, n, t, args.baseline_repeat)
 
     rnn = wavernn()
@@ -177,12 +154,9 @@ def main():
         with torch.inference_mode():
             rnn.infer(torch.randn(batch, 80, 6))  # warm up (400 samples)
             samples, best = 0, float("inf")
-            for _ in range(args.baseline_repeat):
-                spec = torch.randn(batch, 80, frames)
-                start = time.perf_counter()
-                wave, _ = rnn.infer(spec)
-                best = min(best, time.perf_counter() - start)
-                samples = wave.shape[-1]
+            for _ in range(args.baseline_repeat):  # a new spectrogram each time, drawn before the clock starts
+                t, (wave, _) = timed(rnn.infer, torch.randn(batch, 80, frames))
+                best, samples = min(best, t), wave.shape[-1]
         record(f"wavernn_b{batch}", batch, samples, best, args.baseline_repeat, spec_frames=frames)
 
     for name in list(cases):

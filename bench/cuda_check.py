@@ -9,7 +9,6 @@ Run: python bench/cuda_check.py
 """
 
 import sys
-from pathlib import Path
 
 import torch
 
@@ -19,7 +18,9 @@ from genseq.tasks import VAETask
 from genseq.train import TrainConfig
 from genseq.vae import refit_encoder, vae_metrics
 
-TEST = Path(__file__).resolve().parents[1] / "corpora/poems/wuyan/test.txt"
+from common import ROOT
+
+TEST = ROOT / "corpora/poems/wuyan/test.txt"
 
 
 def vae_check(devices=("cpu", "cuda")) -> None:

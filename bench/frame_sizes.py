@@ -18,10 +18,9 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse
 import dataclasses
 import json
-import time
+from functools import partial
 
 import torch
 
@@ -30,7 +29,7 @@ from genseq.models.frame import FrameLM
 from genseq.workers import available_cpus
 from genseq.store import load_model
 
-from audio_speed import RATE, ROOT, prime_clip
+from common import RATE, ROOT, best_of_each, make_parser, prime_clip
 
 SIZES = {  # name: changes to the shipped speech config
     "shipped": {},
@@ -50,7 +49,7 @@ def frame_tier_mib(model: FrameLM) -> float:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=5)
@@ -67,14 +66,10 @@ def main():
     steps = round(args.seconds * RATE)
     cores = available_cpus()
     runs = [(name, workers) for name in models for workers in (1, None)]
-    times = {run: [] for run in runs}
-    for run in runs:  # warm up
-        generate(models[run[0]], prime, 320, batch=args.batch, seed=0, workers=run[1])
-    for _ in range(args.repeat):
-        for name, workers in runs:
-            start = time.perf_counter()
-            generate(models[name], prime, steps, batch=args.batch, seed=0, workers=workers)
-            times[name, workers].append(time.perf_counter() - start)
+    for name, workers in runs:  # warm up
+        generate(models[name], prime, 320, batch=args.batch, seed=0, workers=workers)
+    bests = best_of_each({(name, workers): partial(generate, models[name], prime, steps, batch=args.batch, seed=0,
+                                                   workers=workers) for name, workers in runs}, args.repeat)
     result = {"batch": args.batch, "seconds": args.seconds, "prime_clip": clip, "prime_samples": len(prime),
               "repeat": args.repeat, "cores": cores, "sizes": {}}
     for name, model in models.items():
@@ -83,9 +78,9 @@ def main():
                 "head_hidden": c.head_hidden, "parameters": sum(p.numel() for p in model.parameters()),
                 "frame_tier_mib": round(frame_tier_mib(model), 2)}
         for workers, label in ((1, "one_process"), (None, "cores")):
-            best = min(times[name, workers])
+            best = bests[name, workers]
             x = args.batch * steps / best / RATE
-            base = args.batch * steps / min(times["shipped", workers]) / RATE
+            base = args.batch * steps / bests["shipped", workers] / RATE
             case[label] = {"best_s": round(best, 3), "x_realtime": round(x, 2), "vs_shipped": round(x / base, 2)}
         result["sizes"][name] = case
         print(f"  {name:<28} {case['frame_tier_mib']:5.2f} MiB  one process {case['one_process']['x_realtime']:5.2f}x"

@@ -7,24 +7,19 @@ Measures, in one process on one model (the shipped text LM's shape unless told o
 Run: python bench/generate_speed.py [--hidden 384 --layers 2 --vocab 2000 --threads 1]
 """
 
-import argparse
 import json
-import time
 
 import torch
 
 from genseq.generate import generate, sample_next
 from genseq.models import RNNConfig, RNNLM
 
+from common import best_of, make_parser
+
 
 def tokens_per_s(fn, tokens: int, repeat: int = 3) -> float:
-    fn(min(tokens, 20))  # warm up
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn(tokens)
-        best = min(best, time.perf_counter() - start)
-    return tokens / best
+    """``tokens`` over the best time of ``fn(tokens)``, after a warm-up call ``fn(min(tokens, 20))``."""
+    return tokens / best_of(fn, repeat, tokens, warmup=lambda: fn(min(tokens, 20)))
 
 
 @torch.inference_mode()
@@ -38,7 +33,7 @@ def naive(model, prime, steps):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--hidden", type=int, default=384)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--embed", type=int, default=256)

@@ -18,12 +18,10 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse
 import importlib.util
 import json
 import subprocess
 import tempfile
-import time
 from functools import partial
 from pathlib import Path
 
@@ -33,7 +31,7 @@ from genseq import sampler
 from genseq.models import frame
 from genseq.store import load_model
 
-from audio_speed import RATE, ROOT, prime_clip
+from common import RATE, ROOT, best_of, best_of_each, make_parser, prime_clip
 
 
 def revision_module(revision: str):
@@ -49,7 +47,7 @@ def revision_module(revision: str):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--against", default="9c64796", help="git revision of the sampler to beat")
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=5)
@@ -62,14 +60,12 @@ def main():
     one_process = partial(frame.FrameLM.sample_fast, workers=1)
     result = {"against": args.against, "seconds": args.seconds, "repeat": args.repeat, "cases": {}}
 
-    def timed(sample, model, logits, state, batch, n=steps):
-        start = time.perf_counter()
+    def draw(sample, model, logits, state, batch, n=steps):  # timed whole: the batch's inputs are made inside
         sample(model, logits[:, -1].expand(batch, -1), state.repeat(batch), n, 1.0, 0)
-        return time.perf_counter() - start
 
     def best(sample, model, logits, state, batch):
-        timed(sample, model, logits, state, batch, 160)  # warm up
-        return min(timed(sample, model, logits, state, batch) for _ in range(args.repeat))
+        run = partial(draw, sample, model, logits, state, batch)
+        return best_of(run, args.repeat, warmup=lambda: run(160))
 
     for corpus in ("speech", "piano"):
         loaded = load_model(corpus)
@@ -78,13 +74,12 @@ def main():
             logits, state = loaded.model(torch.tensor([prime]))
         for batch in (1, 8):
             samplers = {"old": then.FrameLM.sample_fast, "new": one_process}
-            for sample in samplers.values():
-                timed(sample, loaded.model, logits, state, batch, 160)  # warm up
-            times = {"old": [], "new": []}
-            for _ in range(args.repeat):  # alternate, so that a slow spell of the host hits both
-                for name, sample in samplers.items():
-                    times[name].append(timed(sample, loaded.model, logits, state, batch))
-            old, new = min(times["old"]), min(times["new"])
+            runs = {name: partial(draw, sample, loaded.model, logits, state, batch)
+                    for name, sample in samplers.items()}
+            for run in runs.values():
+                run(160)  # warm up
+            bests = best_of_each(runs, args.repeat)  # alternating, so that a slow spell of the host hits both
+            old, new = bests["old"], bests["new"]
             case = {"batch": batch, "old_samples_per_s": round(batch * steps / old, 1),
                     "new_samples_per_s": round(batch * steps / new, 1),
                     "new_x_realtime": round(batch * steps / new / RATE, 2), "speedup": round(old / new, 3)}

@@ -7,9 +7,7 @@ worker per CPU core.
 Run: python bench/sprites_speed.py [--device cpu|cuda] [--threads 1]
 """
 
-import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
@@ -19,9 +17,11 @@ from genseq.workers import available_cpus
 from genseq.store import load_model
 from genseq.tasks import sample_images
 
+from common import best_of, make_parser
+
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "sprites_speed.json"))
@@ -32,17 +32,11 @@ def main():
     sample_images(loaded, 2, seed=0)  # warm up
     report = {"device": str(device), "threads": args.threads, "cores": available_cpus(), "sprites_per_s": {}}
     for batch, workers in ((1, 1), (64, 1), (256, 1), (64, None), (256, None)):
-        best = min(timed(loaded, batch, workers) for _ in range(3))
+        best = best_of(sample_images, 3, loaded, batch, seed=0, workers=workers, warmup=False)  # warmed up above
         name = f"batch {batch}" + ("" if workers == 1 else ", one worker per core")
         report["sprites_per_s"][name] = round(batch / best, 1)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
-
-
-def timed(loaded, batch: int, workers: int | None) -> float:
-    start = time.perf_counter()
-    sample_images(loaded, batch, seed=0, workers=workers)
-    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

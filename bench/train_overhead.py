@@ -8,10 +8,8 @@
 Trainer overhead is 1 - trainer / bare_lm. Run: python bench/train_overhead.py [--steps 60]
 """
 
-import argparse
 import json
 import tempfile
-import time
 
 import torch
 
@@ -19,6 +17,8 @@ from genseq.codecs.base import Codec
 from genseq.data import TokenWindows
 from genseq.models import RNNConfig, RNNLM
 from genseq.train import Trainer, TrainConfig
+
+from common import best_of, make_parser
 
 
 class NoCodec(Codec):
@@ -31,15 +31,8 @@ class NoCodec(Codec):
         return {"kind": self.kind}
 
 
-def timed(fn, steps: int) -> float:
-    fn(3)  # warm up
-    start = time.perf_counter()
-    fn(steps)
-    return time.perf_counter() - start
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--hidden", type=int, default=384)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--embed", type=int, default=256)
@@ -84,7 +77,8 @@ def main():
             fit.save = lambda: None  # time the loop, not the final file write
             fit.fit()
 
-    results = {name: tokens / timed(fn, args.steps)
+    # one timed call of each after a 3-step warm-up
+    results = {name: tokens / best_of(fn, 1, args.steps, warmup=lambda fn=fn: fn(3))
                for name, fn in [("bare_gru", bare_gru), ("bare_lm", bare_lm), ("trainer", trainer)]}
     report = {f"{k}_tokens_per_s": round(v) for k, v in results.items()}
     report["trainer_vs_bare_lm"] = round(results["trainer"] / results["bare_lm"], 3)

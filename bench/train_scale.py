@@ -9,7 +9,6 @@ first). Each memory case is a fresh process that loads the shipped model and gen
 Run: python bench/train_scale.py [--steps 150] [--out bench/results/train_scale.json]
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -17,7 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, make_parser
+
 CORPUS = ROOT / "corpora" / "shakespeare" / "train.txt"
 MODEL = ["--hidden", "384", "--layers", "2", "--embed", "256", "--vocab-size", "2000", "--batch-size", "32",
          "--seq-len", "128", "--quiet", "--device", "cpu"]
@@ -57,7 +57,7 @@ def peak_rss(tokens: int) -> tuple[float, float]:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_scale.json"))
     args = parser.parse_args()

@@ -15,7 +15,6 @@ Run: python bench/vae_paths.py -m poems --test corpora/poems/wuyan/test.txt \
         --train corpora/poems/wuyan/train.txt
 """
 
-import argparse
 import collections
 import itertools
 import json
@@ -26,6 +25,8 @@ import torch
 import genseq
 from genseq.codecs.text import read_text_corpus
 from genseq.vae import REFINE_STEPS, interpolate, recon_accuracy, reconstruct, sample_prior
+
+from common import make_parser
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -44,7 +45,7 @@ def repetitive(line: str) -> bool:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("-m", "--model", required=True)
     parser.add_argument("--test", required=True)
     parser.add_argument("--train", help="also measure reconstruction on the first 500 of these lines")

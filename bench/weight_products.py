@@ -17,30 +17,29 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
 
 from genseq.store import quantize_int8
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ROOT, make_parser, timed
 
 
 def mean_us(product, calls: int) -> float:
     """Mean microseconds of ``product(k)`` over ``calls`` calls, cycling through the four matrices."""
     for k in range(4):
         product(k)  # warm up the kernels (the matrices go cold again as the cycle moves on)
-    start = time.perf_counter()
-    for i in range(calls):
-        product(i % 4)
-    return (time.perf_counter() - start) / calls * 1e6
+
+    def cycle():
+        for i in range(calls):
+            product(i % 4)
+    return timed(cycle)[0] / calls * 1e6
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--out", default=str(ROOT / "bench/results/weight_products.json"))
     args = parser.parse_args()
