@@ -15,7 +15,8 @@ def split_holdout(items: list, fraction: float, seed: int, block: int = 50) -> t
     """Split ``items`` into (train, held-out), holding out about ``fraction`` of them in whole
     blocks of ``block`` consecutive items, so that held-out text stays running text."""
     if len(items) < 2:
-        raise GenseqError(f"the corpus has {len(items)} item; give at least two (one is held out)")
+        raise GenseqError(f"the corpus has {len(items)} item, too few to hold out a validation set; give more "
+                          "lines, clips or images, or a held-out set with --valid")
     block = max(1, min(block, len(items) // 20))
     starts = list(range(0, len(items), block))
     n_held = min(len(starts) - 1, max(1, round(fraction * len(starts))))
@@ -48,6 +49,10 @@ class TokenWindows:
         starts = torch.randint(len(self.stream) - self.seq_len, (self.batch_size,), generator=generator)
         offsets = torch.arange(self.seq_len + 1)
         return self.stream[starts[:, None] + offsets].long()
+
+    def token_counts(self, vocab_size: int) -> torch.Tensor:
+        """How often each id occurs in the training stream, (vocab_size,)."""
+        return torch.bincount(self.stream.long(), minlength=vocab_size)
 
 
 def pad_sequences(sequences: list[list[int]], bos: int, eos: int, pad: int = 0) -> torch.Tensor:
@@ -85,6 +90,10 @@ class ImageBatches:
         if len(self.items) == 0:
             raise GenseqError("the training split holds no images; give more images")
         self.height, self.width, self.batch_size, self.seed, self.flip = height, width, batch_size, seed, flip
+
+    def token_counts(self, vocab_size: int) -> torch.Tensor:
+        """How often each pixel id occurs in the training images (start ids left out), (vocab_size,)."""
+        return torch.bincount(self.items[:, 1:].flatten(), minlength=vocab_size)
 
     def batch(self, step: int, rank: int = 0) -> torch.Tensor:
         generator = step_generator(self.seed, step, rank)

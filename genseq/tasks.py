@@ -7,6 +7,7 @@ for every task. Each function here is what one CLI command does, callable from P
 
 import hashlib
 import math
+import shlex
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,9 +26,11 @@ from genseq.errors import GenseqError
 from genseq.generate import generate
 from genseq.models import FrameLM, RNNLM, build_model
 from genseq.models.vae import SequenceVAE
-from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, read_file, writable_folder
+from genseq.media import grid, write_png, write_wav
+from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, atomic_path, read_file, writable_folder
 from genseq.train import Trainer, TrainConfig, mixed_precision, terminate_as_interrupt
-from genseq.vae import refit_encoder, vae_metrics
+from genseq.vae import (decode_latents, interpolate, line_codes, recon_accuracy, reconstruct, refit_encoder,
+                        vae_metrics)
 
 LN2 = math.log(2)
 
@@ -164,6 +167,18 @@ class Task:
     def before_step(model, step: int) -> None:
         """Changes to the model on a schedule, before step ``step``'s loss."""
 
+    @staticmethod
+    def feedback(loaded: Loaded, valid_items: list, step: int) -> list[str]:
+        """What the model makes of things at ``step``, written to ``RUN/samples/`` (the folder of
+        ``loaded.path``): lines to show the user."""
+        return []
+
+    @staticmethod
+    def summary(loaded: Loaded, data, train_items: list, valid_items: list, metrics: dict) -> dict:
+        """Figures that put the final held-out ``metrics`` in context: baselines on the same
+        held-out items, and what to try next."""
+        return {}
+
 
 class LMTask(Task):
     """An autoregressive model over the stream of all items: an RNN LM on text, trained on random
@@ -192,6 +207,34 @@ class LMTask(Task):
         return TokenWindows(stream, config.seq_len, config.batch_size, config.seed), facts
 
     metrics = staticmethod(lm_metrics)
+
+    @staticmethod
+    def feedback(loaded: Loaded, valid_items: list, step: int) -> list[str]:
+        """Two lines of text, half a second of audio or eight images, drawn with seed ``step``."""
+        kind, path = loaded.codec.kind, samples_path(loaded, step)
+        if kind == "text":
+            lines = sample_text(loaded, 2, max_tokens=80, seed=step)
+            write_text(path.with_suffix(".txt"), lines)
+            return [f"step {step} samples:", *(f"  {line}" for line in lines)]
+        if kind == "audio":
+            wave = continue_audio(loaded, None, 0.5, 1, seed=step)[0]
+            write_wav(path.with_suffix(".wav"), wave, loaded.codec.sample_rate)
+            return [f"step {step}: half a second drawn from silence in {path.with_suffix('.wav')}"]
+        write_png(path.with_suffix(".png"), grid(sample_images(loaded, 8, seed=step, workers=1), columns=8))
+        return [f"step {step}: eight images drawn in {path.with_suffix('.png')}"]
+
+    @staticmethod
+    def summary(loaded: Loaded, data, train_items: list, valid_items: list, metrics: dict) -> dict:
+        """The held-out cost under the training tokens' unigram (add-one), in the codec's units:
+        what a model that learned no context would score."""
+        codec = loaded.codec
+        counts = data.token_counts(codec.vocab_size).double() + 1
+        log_p = (counts / counts.sum()).log()
+        stream = codec.encode_stream(valid_items).long()
+        if codec.kind == "image":
+            stream = stream[stream != codec.start_id]
+        nats = -log_p[stream[1:]].sum().item()
+        return {f"unigram_{k}": v for k, v in codec.unit_metrics(nats, valid_items).items() if k.startswith(("bits", "nats"))}
 
 
 class VAETask(Task):
@@ -235,14 +278,56 @@ class VAETask(Task):
         config = {k: v for k, v in model_config.items() if v is not None}  # None: the default
         return build_model(SequenceVAE.family, {"vocab_size": codec.vocab_size, **config})
 
-    @staticmethod
-    def data(codec: Codec, items: list, config: TrainConfig):
+    max_line_tokens = 256  # a sentence VAE reads lines, not paragraphs
+
+    @classmethod
+    def data(cls, codec: Codec, items: list, config: TrainConfig):
         sequences = [codec.encode(item) for item in items]
+        longest = max(range(len(sequences)), key=lambda i: len(sequences[i]))
+        if codec.kind == "text" and len(sequences[longest]) > cls.max_line_tokens:
+            raise GenseqError(f"a line of the corpus is {len(sequences[longest])} tokens long ({items[longest][:40]!r}...), "
+                              f"more than the {cls.max_line_tokens} a sentence VAE reads; split long lines (one "
+                              "sentence per line), or train a language model with genseq train lm")
         facts = {"train_tokens": sum(len(s) + 1 for s in sequences),
-                 "longest_tokens": max(len(s) for s in sequences) + 1}
+                 "longest_tokens": len(sequences[longest]) + 1}
         return ItemBatches(sequences, config.batch_size, config.seed, BOS, EOS), facts
 
     metrics = staticmethod(vae_metrics)
+
+    @staticmethod
+    def feedback(loaded: Loaded, valid_items: list, step: int) -> list[str]:
+        """A held-out item reconstructed from its posterior mean and, for text, the path between
+        two held-out lines at three points."""
+        codec, path = loaded.codec, samples_path(loaded, step)
+        if codec.kind == "image":
+            shown = valid_items[:4]
+            codes = line_codes(loaded.model, codec, shown)
+            images = decode_latents(loaded.model, codec, codes, max_tokens=codec.pixels + 1)
+            write_png(path.with_suffix(".png"), grid([*shown, *images], columns=len(shown)))
+            return [f"step {step}: held-out images over their reconstructions in {path.with_suffix('.png')}"]
+        a, b = valid_items[0], valid_items[min(1, len(valid_items) - 1)]
+        quiet = dict(warn=lambda message: None, refine=0)
+        back = reconstruct(loaded, [a], **quiet)[0]
+        between = [line for _, line in interpolate(loaded, a, b, 3, **quiet)]
+        lines = [f"step {step}: {a}  ->  {back}", f"  {a}  =>  {'  |  '.join(between)}  =>  {b}"]
+        write_text(path.with_suffix(".txt"), lines)
+        return lines
+
+    @staticmethod
+    def summary(loaded: Loaded, data, train_items: list, valid_items: list, metrics: dict) -> dict:
+        """Reconstruction of training items (up to 200) beside the held-out figure, and the
+        command to try the model on two held-out lines."""
+        shown = train_items[:200]
+        codes = line_codes(loaded.model, loaded.codec, shown)
+        longest = max(len(loaded.codec.encode(item)) for item in shown) + 8
+        train = recon_accuracy(loaded.codec, shown, decode_latents(loaded.model, loaded.codec, codes, max_tokens=longest))
+        run = loaded.path.parent
+        if loaded.codec.kind == "image":
+            command = f"genseq traverse -m {run} -o traverse.png"
+        else:
+            a, b = (valid_items * 2)[:2]
+            command = f"genseq interpolate {shlex.quote(a)} {shlex.quote(b)} -m {run}"
+        return {f"train_{name}": value for name, value in train.items()} | {"try": command}
 
 
 TASKS = {task.name: task for task in (LMTask, VAETask)}
@@ -315,13 +400,20 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     meta = {"corpus": {"name": str(corpus), "sha256": corpus_sha256,
                        "train_items": len(train_items), "valid_items": len(valid_items), **facts}}
     train_config = spec.plan(train_config, meta, checkpoint, refit_steps)
+    loaded = Loaded(model, codec, {"task": task, **meta}, run_dir / MODEL_FILE)  # the model as it trains
     trainer = Trainer(model, codec, task, data, lambda m: spec.metrics(m, codec, valid_items),
                       train_config, run_dir, device, meta=meta, progress=progress,
-                      before_step=lambda step: spec.before_step(model, step))
+                      before_step=lambda step: spec.before_step(model, step),
+                      feedback=lambda m, step: spec.feedback(loaded, valid_items, step))
     if resume:
         trainer.resume()
     metrics = trainer.fit(stop_at=stop_at)
-    return spec.finish(trainer, data) or metrics
+    metrics = spec.finish(trainer, data) or metrics
+    if metrics is None or stop_at is not None:
+        return metrics
+    model.eval()
+    with trainer.averaged():
+        return {**metrics, "summary": spec.summary(loaded, data, train_items, valid_items, metrics)}
 
 
 def refit_stage(trainer: Trainer, data, steps: int) -> dict:
@@ -341,6 +433,19 @@ def refit_stage(trainer: Trainer, data, steps: int) -> dict:
     metrics = trainer.validate_now()
     trainer.save()
     return metrics
+
+
+SAMPLES_DIR = "samples"
+
+
+def samples_path(loaded: Loaded, step: int) -> Path:
+    """``RUN/samples/step-000250`` (the caller adds the suffix)."""
+    return loaded.path.parent / SAMPLES_DIR / f"step-{step:06d}"
+
+
+def write_text(path: Path, lines: list[str]) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
 def sample_text(loaded: Loaded, n: int = 5, prompt: str | None = None, max_tokens: int = 200,

@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -109,13 +110,16 @@ class Trainer:
 
     ``meta`` goes into every model file beside weights and codec (corpus facts); the latest held-out
     metrics are added as ``meta["valid"]``. ``before_step(step)``, if given, runs before each
-    step's loss (a task's schedule of changes to the model).
+    step's loss (a task's schedule of changes to the model). ``feedback(model, step)``, if given,
+    runs after each validation with the weights validated, and returns lines to show the user
+    (samples a task drew and wrote to ``RUN/samples/``); they are printed unless ``progress`` is off.
     """
 
     calibration_steps = 20
 
     def __init__(self, model, codec, task: str, data, validate, config: TrainConfig, run_dir,
-                 device: torch.device, meta: dict | None = None, progress: bool = True, before_step=None):
+                 device: torch.device, meta: dict | None = None, progress: bool = True, before_step=None,
+                 feedback=None):
         self.model, self.codec, self.task, self.data = model.to(device), codec, task, data
         self.validate, self.config, self.device = validate, config, device
         self.run_dir, self.meta, self.progress = Path(run_dir), meta or {}, progress
@@ -129,7 +133,11 @@ class Trainer:
         if config.compile:  # what the loop calls: the loss, whose forward passes it holds
             self.model.loss = torch.compile(self.model.loss)
         self.compute_loss = distributed.wrap(self.model, device)
-        self.before_step = before_step
+        self.before_step, self.feedback = before_step, feedback
+        self.best_step = None  # the step whose weights best.pt holds
+        self.curve: list[tuple[float, float | None]] = []  # (held-out loss, mean training loss) per validation
+        self.train_losses: list[float] = []  # training losses logged since the last validation
+        self.warned_overfitting = False
         self.autocast, self.scaler = mixed_precision(config.precision, device)
         self.params = dict(self.model.named_parameters())
         self.ema = {name: p.detach().clone() for name, p in self.params.items()} if config.ema else None
@@ -189,10 +197,11 @@ class Trainer:
         model_file = self._model_file()
         improved = self.valid is not None and (self.best is None or self.valid["loss"] < self.best)
         if improved:
-            self.best = self.valid["loss"]
+            self.best, self.best_step = self.valid["loss"], self.step
         trained = self._model_file(averaged=False) if self.ema is not None else model_file
         checkpoint = {**trained, "optimizer": self.optimizer.state_dict(), "total_steps": self.total,
                       "train": asdict(self.config), "rng_cpu": torch.get_rng_state(), "best": self.best,
+                      "best_step": self.best_step,
                       "ema": self.ema}
         if self.device.type == "cuda":
             checkpoint["rng_cuda"] = torch.cuda.get_rng_state(self.device)
@@ -227,7 +236,7 @@ class Trainer:
                               "this one cannot continue; resume it with that genseq, or start a new run")
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.step, self.total, self.valid = checkpoint["step"], checkpoint["total_steps"], checkpoint["valid"]
-        self.best = checkpoint.get("best")
+        self.best, self.best_step = checkpoint.get("best"), checkpoint.get("best_step")
         if self.ema is not None:
             self.ema = {name: t.to(self.device) for name, t in checkpoint["ema"].items()}
         torch.set_rng_state(checkpoint["rng_cpu"])
@@ -256,13 +265,36 @@ class Trainer:
         start = time.perf_counter()
         with self.averaged():
             metrics = self.validate(self.model)
+            seconds = time.perf_counter() - start
+            shown = self.feedback(self.model, self.step) if self.feedback is not None else []
         self.model.train()
         if not math.isfinite(metrics["loss"]):
             raise GenseqError(f"validation loss became {metrics['loss']} at step {self.step}; the last "
                               "good checkpoint is kept, resume with a lower --lr")
-        self.log(split="valid", **metrics, seconds=round(time.perf_counter() - start, 3))
+        self.log(split="valid", **metrics, seconds=round(seconds, 3))
         self.valid = {**metrics, "step": self.step}
+        if self.progress:
+            for line in shown:
+                tqdm.write(line, file=sys.stderr)
+        self.watch_overfitting(metrics["loss"])
         return metrics
+
+    def watch_overfitting(self, valid_loss: float) -> None:
+        """Warn once when the held-out loss has risen at two validations in a row while the
+        training loss fell: the model is learning its training items by heart."""
+        train = sum(self.train_losses) / len(self.train_losses) if self.train_losses else None
+        self.train_losses = []
+        self.curve.append((valid_loss, train))
+        if self.warned_overfitting or len(self.curve) < 3 or None in [t for _, t in self.curve[-3:]]:
+            return
+        (v0, t0), (v1, t1), (v2, t2) = self.curve[-3:]
+        if v0 < v1 < v2 and t0 > t1 > t2:
+            self.warned_overfitting = True
+            kept = (f"{self.run_dir / BEST_FILE} keeps the best weights so far (step {self.best_step})"
+                    if self.best_step is not None else f"{BEST_FILE} will keep the best weights")
+            tqdm.write(f"warning: held-out loss rose at two validations in a row ({v0:.3f} -> {v2:.3f}) while "
+                       f"training loss fell ({t0:.3f} -> {t2:.3f}): the model is overfitting; {kept}. More "
+                       "data, more --dropout or a smaller --hidden help", file=sys.stderr)
 
     def _calibrate(self, started: float, step_time: float) -> None:
         """Fix the number of steps that fits the time budget, now that a step has been timed."""
@@ -308,6 +340,11 @@ class Trainer:
                 if self.ema is not None:
                     self._update_ema()
                 self.step += 1
+                if self.total is None and self.step == 1 and time.perf_counter() - started > config.minutes * 60:
+                    took = time.perf_counter() - started
+                    raise GenseqError(f"--minutes {config.minutes:g} is shorter than one training step, which took "
+                                      f"{took:.1f} s here; give --minutes {max(1.0, 30 * took / 60):.0f} or more "
+                                      "(a run needs a few hundred steps to learn), or --steps")
                 window_tokens += batch[:, 1:].numel() * self.world
                 bar.update(1)
 
@@ -326,6 +363,7 @@ class Trainer:
                     rate = window_tokens / (time.perf_counter() - window_start)
                     window_start, window_tokens = time.perf_counter(), 0
                     stats = {k: round(v.item(), 4) for k, v in stats.items()}
+                    self.train_losses.append(loss)
                     self.log(split="train", **stats, lr=self.optimizer.param_groups[0]["lr"],
                               tokens_per_s=round(rate))
                     bar.set_postfix(**{k: f"{v:.3f}" for k, v in stats.items()}, tok_s=f"{rate:,.0f}",

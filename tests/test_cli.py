@@ -37,7 +37,7 @@ def test_train_sample_eval_models(tmp_path, corpus_file):
     result = run("train", "lm", corpus_file, "-o", out, "--steps", 12, "--valid-every", 6, *TINY)
     assert result.exit_code == 0, result.output
     assert "bits_per_char" in result.output
-    assert {p.name for p in out.iterdir()} == {"model.pt", "best.pt", "checkpoint.pt", "metrics.jsonl"}
+    assert {p.name for p in out.iterdir()} == {"model.pt", "best.pt", "checkpoint.pt", "metrics.jsonl", "samples"}
 
     result = run("sample", "-m", out, "-n", 3, "--prompt", "To be", "--temperature", 0.8, "--top-p", 0.9,
                  "--seed", 1, "--device", "cpu")
@@ -127,7 +127,7 @@ def test_bad_input_in_a_real_process_prints_no_traceback(tmp_path):
 
 
 def test_a_failed_run_overwrites_nothing(tmp_path, corpus_file, tiny_run):
-    before = {p.name: p.read_bytes() for p in tiny_run.iterdir()}
+    before = {p.relative_to(tiny_run): p.read_bytes() for p in tiny_run.rglob('*') if p.is_file()}
     result = run("train", "lm", corpus_file, "-o", tiny_run, "--steps", 5, *TINY)
     assert result.exit_code != 0 and "already holds" in result.output
     empty = tmp_path / "empty.txt"
@@ -138,7 +138,7 @@ def test_a_failed_run_overwrites_nothing(tmp_path, corpus_file, tiny_run):
     other.write_text("\n".join(f"another line {i}" for i in range(100)) + "\n")
     result = run("train", "lm", other, "-o", tiny_run, "--resume", *TINY)
     assert result.exit_code == 1 and "is not the corpus this run was trained on" in result.output, result.output
-    assert {p.name: p.read_bytes() for p in tiny_run.iterdir()} == before
+    assert {p.relative_to(tiny_run): p.read_bytes() for p in tiny_run.rglob('*') if p.is_file()} == before
 
 
 def test_vae_commands(tiny_vae_run, tiny_run):
