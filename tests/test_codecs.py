@@ -55,7 +55,8 @@ def test_read_folder_of_txt(tmp_path):
 @pytest.mark.parametrize("content, message", [
     (b"", "holds no text"),
     (b"\n  \n", "holds no text"),
-    (b"caf\xe9 latin-1\n", "not UTF-8"),
+    (b"caf\xe9 latin-1\n", "not UTF-8 text \\(byte 3 is 0xe9\\)"),
+    (("line one\n" * 5000 + "caf\xe9\n").encode("latin-1"), "not UTF-8 text \\(byte 45003 is 0xe9\\)"),
     (b"\x00\x01\x02binary", "looks binary"),
 ])
 def test_bad_text_files_are_named(tmp_path, content, message):
@@ -63,6 +64,34 @@ def test_bad_text_files_are_named(tmp_path, content, message):
     path.write_bytes(content)
     with pytest.raises(GenseqError, match=message):
         read_text_corpus(path)
+
+
+def test_lines_split_as_before_on_every_line_boundary(tmp_path):
+    """Reading a line at a time splits where str.splitlines does (\\r\\n, \\r, form feed, U+2028 ...)."""
+    text = "one\r\ntwo\rthree\x0cfour\u2028five\n  \nsix"
+    (tmp_path / "c.txt").write_bytes(text.encode("utf-8"))
+    assert read_text_corpus(tmp_path / "c.txt") == [x.strip() for x in text.splitlines() if x.strip()]
+
+
+def test_the_stream_is_encoded_in_chunks_as_one_call_would(verse_lines):
+    import torch
+
+    codec = TextCodec.train(verse_lines, "unigram", vocab_size=300)
+    whole = [EOS]
+    for ids in codec.sp.encode(verse_lines[:100]):
+        whole += ids + [EOS]
+    stream = codec.encode_stream(verse_lines[:100], chunk=7)
+    assert stream.dtype == torch.uint16 and stream.long().tolist() == whole
+
+
+def test_a_large_corpus_fits_its_tokenizer_on_a_seeded_sample(verse_lines, monkeypatch):
+    from genseq.codecs import text
+
+    monkeypatch.setattr(text, "TOKENIZER_LINES", 200)
+    a, b = TextCodec.train(verse_lines, "unigram", vocab_size=300), TextCodec.train(verse_lines, "unigram", vocab_size=300)
+    assert a.model_proto == b.model_proto  # the same sample each time
+    monkeypatch.setattr(text, "TOKENIZER_LINES", len(verse_lines))
+    assert TextCodec.train(verse_lines, "unigram", vocab_size=300).model_proto != a.model_proto
 
 
 def test_missing_and_empty_folders(tmp_path):

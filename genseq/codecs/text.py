@@ -5,7 +5,11 @@ model file. ``char`` suits Chinese poem lines; ``unigram`` (the default) and ``b
 """
 
 import io
+import random
+from itertools import chain
 from pathlib import Path
+
+import numpy as np
 
 import sentencepiece as spm
 import torch
@@ -14,6 +18,9 @@ from genseq.codecs.base import BOS, EOS, PAD, UNK, Codec
 from genseq.errors import GenseqError
 
 TOKENIZERS = ("unigram", "bpe", "char")
+
+
+TOKENIZER_LINES = 200_000  # lines a tokenizer is fitted on, at most: plenty for a few thousand pieces
 
 
 def choose_tokenizer(lines) -> str:
@@ -37,17 +44,30 @@ def read_text_corpus(path) -> list[str]:
         raise GenseqError(f"{path} holds no .txt files; put UTF-8 text files ending in .txt there")
     lines = []
     for file in files:
-        data = file.read_bytes()
+        lines.extend(file_lines(file))
+    if not lines:
+        raise GenseqError(f"{path} holds no text; give a file with at least one non-empty line")
+    return lines
+
+
+def file_lines(file: Path) -> list[str]:
+    """The non-empty stripped lines of one UTF-8 file, read a line at a time so that memory holds
+    the lines, not the file's bytes and text besides (a 200 MB file would hold all three)."""
+    lines = []
+    try:
+        with open(file, encoding="utf-8") as f:
+            for read in f:
+                if "\x00" in read:
+                    raise GenseqError(f"{file} looks binary (it holds NUL bytes); give a UTF-8 text file")
+                lines.extend(line for line in (raw.strip() for raw in read.splitlines()) if line)
+    except UnicodeDecodeError:
+        data = file.read_bytes()  # only to say where: the error's offset is within a read buffer
         try:
-            text = data.decode("utf-8")
+            data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise GenseqError(f"{file} is not UTF-8 text (byte {e.start} is {data[e.start]:#04x}); "
                               "convert it, e.g. iconv -f latin1 -t utf-8") from None
-        if "\x00" in text:
-            raise GenseqError(f"{file} looks binary (it holds NUL bytes); give a UTF-8 text file")
-        lines.extend(line for line in (raw.strip() for raw in text.splitlines()) if line)
-    if not lines:
-        raise GenseqError(f"{path} holds no text; give a file with at least one non-empty line")
+        raise
     return lines
 
 
@@ -74,9 +94,12 @@ class TextCodec(Codec):
 
     @classmethod
     def train(cls, lines, tokenizer: str = "unigram", vocab_size: int = 2000) -> "TextCodec":
-        """Train a SentencePiece model on ``lines`` (the training split only)."""
+        """Train a SentencePiece model on ``lines`` (the training split only; a seeded sample of
+        :data:`TOKENIZER_LINES` of them when there are more)."""
         if tokenizer not in TOKENIZERS:
             raise GenseqError(f"unknown tokenizer {tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
+        if len(lines) > TOKENIZER_LINES:  # a seeded sample: SentencePiece holds what it is given
+            lines = random.Random(0).sample(lines, TOKENIZER_LINES)
         model = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
@@ -103,12 +126,23 @@ class TextCodec(Codec):
             ids = ids[:ids.index(EOS)]
         return self.sp.decode(ids)
 
-    def encode_stream(self, items) -> torch.Tensor:
-        stream = [EOS]
-        for ids in self.sp.encode(list(items)):
-            stream.extend(ids)
-            stream.append(EOS)
-        return torch.tensor(stream, dtype=torch.int32)
+    def encode_stream(self, items, chunk: int = 10_000) -> torch.Tensor:
+        """The lines as one stream, encoded ``chunk`` lines at a time into uint16 ids (int32 past
+        65,536 pieces): a 200 MB corpus is 130 MB of ids, not gigabytes of Python lists."""
+        dtype = np.uint16 if self.vocab_size <= 1 << 16 else np.int32
+        parts = [np.array([EOS], dtype)]
+        for start in range(0, len(items), chunk):
+            pieces = self.sp.encode(list(items[start:start + chunk]))
+            parts.append(np.fromiter(chain.from_iterable(ids + [EOS] for ids in pieces), dtype))
+        # joined a part at a time, each freed once copied: the stream's pages become resident as
+        # they are written, so the peak is one stream, not two
+        stream = np.empty(sum(len(part) for part in parts), dtype)
+        at = 0
+        for i, part in enumerate(parts):
+            stream[at:at + len(part)] = part
+            at += len(part)
+            parts[i] = None
+        return torch.from_numpy(stream)
 
     def prime(self, prefix: str | None = None) -> list[int]:
         return [EOS] + (self.encode(prefix) if prefix else [])
