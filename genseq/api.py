@@ -243,7 +243,7 @@ class Model(Loaded):
 
     def save(self, path, valid: dict | None = None) -> None:
         """Write the model as a model file (atomically), with ``valid`` as its held-out record."""
-        meta = {k: self.record[k] for k in ("corpus", "step", "refit_steps", "refit") if k in self.record}
+        meta = {k: self.record[k] for k in ("corpus", "step", "refit_steps", "refit", "chosen") if k in self.record}
         save_atomic(model_record(self.model, self.codec, self.task, **meta, valid=valid), path)
 
 
@@ -262,7 +262,7 @@ def models() -> list[str]:
 
 
 def train(task: str, corpus, out, *, steps: int | None = None, minutes: float | None = None, valid=None,
-          valid_fraction: float = 0.05, tokenizer: str = "auto", vocab_size: int = 2000,
+          valid_fraction: float = 0.05, tokenizer: str = "auto", vocab_size: int | None = None,
           batch_size: int | None = None, lr: float | None = None, seq_len: int | None = None,
           valid_every: int = 250, seed: int = 0, keep_checkpoints: int = 0, checkpoint_minutes: float = 2.0,
           ema: float = 0.0,
@@ -276,9 +276,9 @@ def train(task: str, corpus, out, *, steps: int | None = None, minutes: float | 
 
     ``steps`` or ``minutes`` sets the budget (default 2,000 steps). ``model_options`` are the
     model's own settings (``hidden_size``, ``embed_dim``, ``num_layers``, ``latent_dim``,
-    ``free_bits`` ...); None or absent: the task's default. ``batch_size`` and ``lr`` default to the
-    task's (:attr:`genseq.tasks.Task.train_defaults`); ``sample_rate``, ``palette`` and ``size`` the
-    codec's (:func:`genseq.tasks.fit_codec`).
+    ``free_bits`` ...). Settings left None or absent are chosen for the corpus, the device and the
+    budget (:func:`genseq.sizing.choose`, which the run reports in one line), else take the task's
+    and the dataclasses' defaults; ``sample_rate``, ``palette`` and ``size`` the codec's.
     """
     if task not in tasks.TASKS:
         raise GenseqError(f"unknown task {task!r}; choose lm or vae")
@@ -286,9 +286,8 @@ def train(task: str, corpus, out, *, steps: int | None = None, minutes: float | 
         raise GenseqError("give --steps or --minutes, not both")
     if steps is None and minutes is None:
         steps = 2000
-    defaults = tasks.TASKS[task].train_defaults
-    config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size or defaults["batch_size"],
-                         seq_len=seq_len, lr=lr or defaults["lr"], valid_every=valid_every, seed=seed,
+    config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, seq_len=seq_len, lr=lr,
+                         valid_every=valid_every, seed=seed,
                          keep_checkpoints=keep_checkpoints, checkpoint_minutes=checkpoint_minutes,
                          precision=precision, compile=compile, ema=ema)
     codec_options = dict(tokenizer=tokenizer, vocab_size=vocab_size, sample_rate=sample_rate,

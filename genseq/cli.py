@@ -11,6 +11,7 @@ from genseq import __version__
 from genseq.api import load, train
 from genseq.codecs.audio import SAMPLE_RATE, AudioCodec
 from genseq.codecs.image import NATIVE_LIMIT, PALETTE, SIZE
+from genseq.codecs.text import VOCAB_SIZE
 from genseq.device import DEVICES
 from genseq.errors import GenseqError
 from genseq.store import PRECISIONS, export_model, read_file, shipped_models
@@ -89,7 +90,11 @@ def main():
 @main.group("train", short_help="Train an autoregressive model or a sequence VAE.")
 def train_group():
     """Train a model on a corpus: lm (an autoregressive model of text, audio or images) or vae
-    (a sequence VAE of lines of text or of images)."""
+    (a sequence VAE of lines of text or of images).
+
+    Settings left unset are chosen for the corpus and the device (smaller models on a CPU, a small
+    frame tier for a few thousand images); the run says what it chose in one line, and every
+    flag overrides."""
 
 
 def default_of(config_cls, name: str):
@@ -123,8 +128,9 @@ def training_options(task: str):
                      default=0.05, help="Share of the corpus held out (by seed) without --valid."),
         click.option("--tokenizer", type=click.Choice(["auto", "unigram", "bpe", "char"]), default="auto",
                      help="SentencePiece model type; auto: char for Chinese, unigram otherwise."),
-        click.option("--vocab-size", type=click.IntRange(min=8), default=2000,
-                     help="SentencePiece vocabulary size (char: at most this many characters)."),
+        click.option("--vocab-size", type=click.IntRange(min=8), default=None,
+                     help="SentencePiece vocabulary size (char: at most this many characters) "
+                          f"[default: {VOCAB_SIZE}, or as chosen for the corpus and device]."),
         click.option("--cell", type=click.Choice(["gru", "lstm"]), default=None,
                      help=f"Text models' recurrent cell [default: {default_of(config, 'cell')}]."),
         click.option("--hidden", type=click.IntRange(min=1), default=None,
@@ -133,9 +139,10 @@ def training_options(task: str):
                      help=f"Embedding size [default: {default_of(config, 'embed_dim')}{frame['embed']}]."),
         click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
                      help=f"Dropout [default: {default_of(config, 'dropout')}{frame['dropout']}]."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=defaults["batch_size"]),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=defaults["lr"],
-                     help="Peak learning rate."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=None,
+                     help=f"Items or windows per step [default: {defaults['batch_size']}, or as chosen]."),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help=f"Peak learning rate [default: {defaults['lr']:g}, or as chosen]."),
         click.option("--valid-every", type=click.IntRange(min=1), default=250, help="Steps between validations."),
         click.option("--seed", type=int, default=0, help="Seed for the split, initialisation and batches."),
         click.option("--checkpoint-minutes", type=click.FloatRange(min=0, min_open=True),

@@ -204,7 +204,8 @@ def export_model(spec: str, target, precision: str = "float16", valid: dict | No
     Returns the new file's size in bytes."""
     record = read_file(resolve(spec))
     keep = {k: v for k, v in record.items() if k in ("format", "version", "task", "family", "config",
-                                                      "model", "codec", "corpus", "valid", "step", "refit")}
+                                                      "model", "codec", "corpus", "valid", "step", "refit",
+                                                      "chosen")}
     if valid is not None:
         keep["valid"] = {**valid, "step": record.get("step")}
     weights = dequantize(record)

@@ -8,6 +8,7 @@ for every task. Each function here is what one CLI command does, callable from P
 import hashlib
 import math
 import shlex
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,13 +20,14 @@ from genseq.codecs import CODECS, SAMPLE_RATE, AudioCodec, Codec, ImageCodec, Te
     corpus_kind, read_corpus
 from genseq.codecs.image import PALETTE, corpus_size, read_colormap
 from genseq.codecs.base import BOS, EOS
-from genseq.codecs.text import choose_tokenizer
+from genseq.codecs.text import VOCAB_SIZE, choose_tokenizer
 from genseq.data import ImageBatches, ItemBatches, TokenWindows, split_holdout
 from genseq import distributed
 from genseq.errors import GenseqError
 from genseq.generate import generate
 from genseq.models import FrameLM, RNNLM, build_model
 from genseq.models.vae import SequenceVAE
+from genseq.sizing import choose
 from genseq.media import grid, write_png, write_wav
 from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, atomic_path, read_file, writable_folder
 from genseq.train import Trainer, TrainConfig, mixed_precision, terminate_as_interrupt
@@ -112,7 +114,7 @@ def fit_codec(kind: str, items: list, options: dict, offset: int = 0) -> Codec:
         tokenizer = options.get("tokenizer", "auto")
         if tokenizer == "auto":
             tokenizer = choose_tokenizer(items)
-        return TextCodec.train(items, tokenizer, options.get("vocab_size", 2000))
+        return TextCodec.train(items, tokenizer, options.get("vocab_size") or VOCAB_SIZE)
     if kind == "audio":
         return AudioCodec(options.get("sample_rate") or SAMPLE_RATE)
     if options.get("colormap") is not None:  # the lecture's images keep their size and colours
@@ -120,6 +122,25 @@ def fit_codec(kind: str, items: list, options: dict, offset: int = 0) -> Codec:
         return ImageCodec.from_palette(read_colormap(options["colormap"]), height, width, offset)
     height, width = corpus_size(items, options.get("size"))
     return ImageCodec.fit(items, options.get("palette") or PALETTE, height, width, offset=offset)
+
+
+def choose_settings(spec, kind: str, train_items: int, device: torch.device, model_config: dict,
+                    codec_options: dict, train_config: TrainConfig):
+    """Fill the settings left unset (None) by :func:`genseq.sizing.choose`, then the batch size and
+    learning rate by the task's defaults; returns the three setting groups and what was chosen
+    (``settings`` and the ``reason`` line; empty when nothing was)."""
+    given = {**model_config, **codec_options, "batch_size": train_config.batch_size, "lr": train_config.lr}
+    settings, reason = choose(spec.name, kind, train_items, device, given, model_config.get("arch") or "auto")
+    train_keys = {"batch_size", "lr"}
+    model_config = {**model_config, **{k: v for k, v in settings.items() if k not in train_keys and k != "vocab_size"}}
+    codec_options = {**codec_options, **{k: v for k, v in settings.items() if k == "vocab_size"}}
+    train = {k: settings.get(k, getattr(train_config, k)) for k in train_keys}
+    train = {k: spec.train_defaults[k] if v is None else v for k, v in train.items()}
+    if train["batch_size"] % distributed.world()[1]:
+        raise GenseqError(f"--batch-size {train['batch_size']} does not split over {distributed.world()[1]} "
+                          "processes; give a multiple of it")
+    return model_config, codec_options, replace(train_config, **train), \
+        ({"settings": settings, "reason": reason} if settings else {})
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
@@ -352,7 +373,7 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     spec = TASKS[task]
     run_dir = Path(run_dir)
     rank, size = distributed.world()
-    if train_config.batch_size % size:
+    if train_config.batch_size is not None and train_config.batch_size % size:
         raise GenseqError(f"--batch-size {train_config.batch_size} does not split over {size} processes; "
                           f"give a multiple of {size}")
     device = distributed.setup(device)  # under torchrun: join the group, take this rank's GPU
@@ -377,6 +398,12 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
         train_items, valid_items = split_holdout(items, valid_fraction, train_config.seed)
     writable_folder(run_dir, f"create the run folder {run_dir}")
     corpus_sha256 = fingerprint(train_items)
+    chosen = {}
+    if checkpoint is None:  # settings left unset: sized for this corpus, device and budget
+        model_config, codec_options, train_config, chosen = choose_settings(
+            spec, kind, len(train_items), device, dict(model_config or {}), codec_options, train_config)
+        if chosen and rank == 0:
+            print(chosen["reason"], file=sys.stderr)
 
     if checkpoint is not None:
         if checkpoint["task"] != task:
@@ -399,6 +426,8 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     data, facts = spec.data(codec, train_items, replace(train_config, batch_size=train_config.batch_size // size))
     meta = {"corpus": {"name": str(corpus), "sha256": corpus_sha256,
                        "train_items": len(train_items), "valid_items": len(valid_items), **facts}}
+    if chosen:
+        meta["chosen"] = chosen
     train_config = spec.plan(train_config, meta, checkpoint, refit_steps)
     loaded = Loaded(model, codec, {"task": task, **meta}, run_dir / MODEL_FILE)  # the model as it trains
     trainer = Trainer(model, codec, task, data, lambda m: spec.metrics(m, codec, valid_items),

@@ -32,9 +32,9 @@ from genseq.store import BEST_FILE, CHECKPOINT_FILE, MODEL_FILE, model_record, r
 class TrainConfig:
     steps: int | None = None      # optimizer steps in all; or
     minutes: float | None = None  # a time budget: steps are then fixed after a short calibration
-    batch_size: int = 32
+    batch_size: int | None = 32  # None: the task's, or what genseq.sizing chooses
     seq_len: int | None = None  # tokens per window; None: 128 of text, 2,048 samples of audio
-    lr: float = 3e-3
+    lr: float | None = 3e-3
     weight_decay: float = 0.01
     warmup_steps: int = 100
     grad_clip: float = 1.0

@@ -20,6 +20,7 @@ from genseq.errors import GenseqError
 TOKENIZERS = ("unigram", "bpe", "char")
 
 
+VOCAB_SIZE = 2000  # SentencePiece pieces of a new text model unless told otherwise
 TOKENIZER_LINES = 200_000  # lines a tokenizer is fitted on, at most: plenty for a few thousand pieces
 
 
@@ -93,7 +94,7 @@ class TextCodec(Codec):
         self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
 
     @classmethod
-    def train(cls, lines, tokenizer: str = "unigram", vocab_size: int = 2000) -> "TextCodec":
+    def train(cls, lines, tokenizer: str = "unigram", vocab_size: int = VOCAB_SIZE) -> "TextCodec":
         """Train a SentencePiece model on ``lines`` (the training split only; a seeded sample of
         :data:`TOKENIZER_LINES` of them when there are more)."""
         if tokenizer not in TOKENIZERS:

@@ -1,0 +1,59 @@
+"""What a run chooses for the settings its user left unset: a model that learns within the budget
+on the machine at hand.
+
+The defaults in the config dataclasses are the shipped models' sizes, which had GPU minutes. On a
+CPU the same sizes take a few hundred steps in ten minutes and learn little; smaller ones take
+thousands. Each rule below names the measurement behind it (``bench/new_corpus.py``, corpora
+genseq never ships, ten minutes on a 2-core CPU; figures in docs/sizing.md). An explicit flag
+always wins, and the run says what it chose and why in one line, which the model file keeps.
+"""
+
+import torch
+
+# A small image corpus overfits a large frame tier long before a budget runs out: on the lecture's
+# 712 sprites, tiers of 512, 256, 128 and 64 units score 1.658, 1.634, 1.559 and 1.541 nats/pixel
+# (docs/results.md), and 64 units with dropout 0.3 reach the lecture's bar in ten CPU minutes.
+SMALL_IMAGE_CORPUS = 5000
+
+CPU_TEXT_LM = dict(hidden_size=256, embed_dim=128)
+CPU_AUDIO_LM = dict(hidden_size=256, frame=32)
+CPU_TEXT_VAE = dict(hidden_size=256, embed_dim=128, batch_size=32, lr=2e-3, vocab_size=1000, free_bits=4.0,
+                    word_dropout=0.3, kl_schedule="constant")
+
+
+FLAGS = {"hidden_size": "--hidden", "embed_dim": "--embed", "num_layers": "--layers"}
+
+
+def choose(task: str, kind: str, train_items: int, device: torch.device, given: dict,
+           arch: str = "auto") -> tuple[dict, str]:
+    """The settings to use for those of ``given`` that are None (unset), and one line that says
+    which and why; ({}, "") when the dataclass defaults stand.
+
+    Args:
+        task: ``lm`` or ``vae``.
+        kind: ``text``, ``audio`` or ``image``.
+        train_items: lines, clips or images in the training split.
+        device: where the run trains; a CPU gets models sized for its few steps per minute.
+        given: every setting by name (``hidden_size``, ``batch_size``, ``vocab_size`` ...), None
+            for those the user left to the run.
+        arch: the language model's ``--arch`` (the rules are for the default architecture).
+    """
+    cpu = device.type == "cpu"
+    rule, why = {}, ""
+    if task == "lm" and arch == "auto":
+        if kind == "image" and train_items <= SMALL_IMAGE_CORPUS:
+            rule = dict(hidden_size=64 if train_items <= 1000 else 128, dropout=0.3)
+            why = f"{train_items:,} images overfit a larger frame tier"
+        elif kind == "text" and cpu:
+            rule, why = CPU_TEXT_LM, "a smaller RNN takes more steps in a CPU budget"
+        elif kind == "audio" and cpu:
+            rule, why = CPU_AUDIO_LM, "a smaller frame tier over longer frames takes more steps in a CPU budget"
+    elif task == "vae" and kind == "text" and cpu:
+        rule = CPU_TEXT_VAE
+        why = "a smaller VAE with a floor of 4 nats per code dimension reconstructs most in a CPU budget"
+    chosen = {key: value for key, value in rule.items() if given.get(key) is None}
+    if not chosen:
+        return {}, ""
+    flags = " ".join(f"{FLAGS.get(key, '--' + key.replace('_', '-'))} {value}" for key, value in chosen.items())
+    return chosen, f"chose {flags} for {train_items:,} training {'lines' if kind == 'text' else kind + 's'} " \
+                   f"on the {'CPU' if cpu else device.type.upper()}: {why} (flags override)"

@@ -1,0 +1,46 @@
+"""The settings a run chooses for what its user left unset: by corpus, device and task; flags win."""
+
+import torch
+
+from genseq.sizing import CPU_TEXT_LM, CPU_TEXT_VAE, choose
+from genseq.store import read_file
+from test_cli import run
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+
+
+def test_a_cpu_gets_smaller_models_and_a_gpu_keeps_the_shipped_sizes():
+    settings, reason = choose("lm", "text", 50_000, CPU, {})
+    assert settings == CPU_TEXT_LM and reason.startswith("chose --hidden 256 --embed 128 for 50,000 training lines on the CPU")
+    assert choose("lm", "text", 50_000, CUDA, {}) == ({}, "")
+    assert choose("vae", "text", 3_000, CPU, {})[0] == CPU_TEXT_VAE
+    assert choose("vae", "text", 3_000, CUDA, {}) == ({}, "")
+    assert choose("lm", "audio", 200, CPU, {})[0] == {"hidden_size": 256, "frame": 32}
+
+
+def test_the_image_frame_tier_follows_the_number_of_images_on_any_device():
+    for device in (CPU, CUDA):
+        assert choose("lm", "image", 712, device, {})[0] == {"hidden_size": 64, "dropout": 0.3}
+        assert choose("lm", "image", 4_000, device, {})[0] == {"hidden_size": 128, "dropout": 0.3}
+        assert choose("lm", "image", 50_000, device, {}) == ({}, "")
+    assert "712 images overfit a larger frame tier" in choose("lm", "image", 712, CPU, {})[1]
+
+
+def test_every_flag_overrides_and_other_architectures_keep_their_defaults():
+    settings, reason = choose("vae", "text", 3_000, CPU, {"hidden_size": 512, "free_bits": 0.5, "batch_size": 64})
+    assert "hidden_size" not in settings and "free_bits" not in settings and "batch_size" not in settings
+    assert settings["vocab_size"] == 1000 and "--vocab-size 1000" in reason and "--hidden" not in reason
+    assert choose("lm", "text", 50_000, CPU, dict(CPU_TEXT_LM)) == ({}, "")
+    assert choose("lm", "audio", 200, CPU, {}, arch="rnn") == ({}, "")
+
+
+def test_the_run_says_what_it_chose_and_the_model_file_keeps_it(tmp_path, corpus_file):
+    out = tmp_path / "run"
+    result = run("train", "vae", corpus_file, "-o", out, "--steps", 2, "--valid-every", 2, "--hidden", 24,
+                 "--embed", 16, "--latent", 4, "--batch-size", 8, "--refit-steps", 1, "--quiet", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("chose "))
+    assert "--lr 0.002 --vocab-size 1000 --free-bits 4.0 --word-dropout 0.3 --kl-schedule constant" in line
+    record = read_file(out / "model.pt")
+    assert record["chosen"]["reason"] == line and record["config"]["free_bits"] == 4.0
+    assert record["config"]["hidden_size"] == 24 and record["codec"]["kind"] == "text"
