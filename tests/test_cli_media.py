@@ -117,7 +117,8 @@ def test_image_vae_trains_samples_and_traverses(tmp_path, sprite_folder):
     assert run("traverse", "-m", run_dir, "--from", sprite_folder / "s01.png", "-o", sweep).exit_code == 0
     metrics = json.loads(run("eval", sprite_folder, "-m", run_dir, "--json", "--iw-samples", 2).output)
     assert metrics["lines"] == 24
-    assert metrics["bits_per_dim"] > 0 and len(metrics["unit_variances"]) == 4
+    assert metrics["bits_per_dim"] == pytest.approx(metrics["iw_nll"] / 64 / math.log(2))  # per pixel of 8 x 8
+    assert len(metrics["unit_variances"]) == 4
     samples = tmp_path / "prior.png"
     assert run("sample", "-m", run_dir, "-n", 4, "--seed", 1, "-o", samples).exit_code == 0
     assert Image.open(samples).size == (2 * 34 + 2, 2 * 34 + 2)
@@ -141,7 +142,9 @@ def test_plain_rnn_baseline_trains_on_audio_and_images(tmp_path, audio_folder, s
     assert result.exit_code == 0, result.output
     model = genseq.load(run_dir, "cpu")
     assert model.record["family"] == "rnn" and model.kind == kind
-    assert model.record["valid"][unit] > 0
+    valid = model.record["valid"]
+    units = valid["audio_seconds"] * 8000 if kind == "audio" else valid["items"] * 64
+    assert valid[unit] * units == pytest.approx(valid["nll_nats_per_token"] * valid["tokens"] / math.log(2), rel=1e-4)
     assert run("sample", "-m", run_dir, "-n", 2, "--seconds", 0.01, "-o", tmp_path / "out" / ("x.wav" if kind == "audio" else "x.png")).exit_code == 0
 
 
