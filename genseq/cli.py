@@ -253,33 +253,29 @@ def train_lm_command(hidden, embed, **options):
     run_training("lm", hidden_size=hidden, embed_dim=embed, **options)
 
 
+def vae_setting(flag: str, field: str, kind, text: str):
+    """A ``train vae`` option for a VAEConfig field, unset by default, its help naming the default."""
+    return click.option(flag, field, type=kind, default=None, help=f"{text} [default: {default_of(VAEConfig, field)}].")
+
+
 @train_group.command("vae", short_help="A sequence VAE on lines of text or on images.")
 @training_options("vae")
-@click.option("--latent", "latent_dim", type=click.IntRange(min=1), default=None,
-              help=f"Latent dimensions [default: {default_of(VAEConfig, 'latent_dim')}].")
-@click.option("--word-dropout", type=click.FloatRange(0, 1), default=None,
-              help="Share of decoder inputs replaced by unk (Bowman et al. 2016); 1: the decoder "
-                   "sees none and draws everything from the code, which makes sweeps clean "
-                   f"[default: {default_of(VAEConfig, 'word_dropout')}].")
-@click.option("--free-bits", type=click.FloatRange(min=0), default=None,
-              help="KL floor per latent dimension in nats (Kingma et al. 2016); 0: off "
-                   f"[default: {default_of(VAEConfig, 'free_bits')}].")
-@click.option("--kl-schedule", type=click.Choice(KL_SCHEDULES), default=None,
-              help="KL annealing: logistic is Bowman's, cyclical Fu et al.'s "
-                   f"[default: {default_of(VAEConfig, 'kl_schedule')}].")
-@click.option("--kl-anneal-steps", type=click.IntRange(min=1), default=None,
-              help="Ramp length (linear, logistic) or cycle length (cyclical) "
-                   f"[default: {default_of(VAEConfig, 'kl_anneal_steps')}].")
-@click.option("--kl-cycles", type=click.IntRange(min=1), default=None,
-              help=f"Cycles before the weight holds [default: {default_of(VAEConfig, 'kl_cycles')}].")
-@click.option("--beta", type=click.FloatRange(min=0), default=None,
-              help=f"Final KL weight [default: {default_of(VAEConfig, 'beta')}].")
-@click.option("--bow-weight", type=click.FloatRange(min=0), default=None,
-              help="Weight of a bag-of-words loss on the code (Zhao et al. 2017), which makes it say "
-                   f"what a line holds [default: {default_of(VAEConfig, 'bow_weight')}].")
-@click.option("--ae-pretrain-steps", type=click.IntRange(min=0), default=None,
-              help="Train as an autoencoder first, then reset the decoder (Li et al. 2019) "
-                   f"[default: {default_of(VAEConfig, 'ae_pretrain_steps')}].")
+@vae_setting("--latent", "latent_dim", click.IntRange(min=1), "Latent dimensions")
+@vae_setting("--word-dropout", "word_dropout", click.FloatRange(0, 1),
+             "Share of decoder inputs replaced by unk (Bowman et al. 2016); 1: the decoder sees none and "
+             "draws everything from the code, which makes sweeps clean")
+@vae_setting("--free-bits", "free_bits", click.FloatRange(min=0),
+             "KL floor per latent dimension in nats (Kingma et al. 2016); 0: off")
+@vae_setting("--kl-schedule", "kl_schedule", click.Choice(KL_SCHEDULES),
+             "KL annealing: logistic is Bowman's, cyclical Fu et al.'s")
+@vae_setting("--kl-anneal-steps", "kl_anneal_steps", click.IntRange(min=1),
+             "Ramp length (linear, logistic) or cycle length (cyclical)")
+@vae_setting("--kl-cycles", "kl_cycles", click.IntRange(min=1), "Cycles before the weight holds")
+@vae_setting("--beta", "beta", click.FloatRange(min=0), "Final KL weight")
+@vae_setting("--bow-weight", "bow_weight", click.FloatRange(min=0),
+             "Weight of a bag-of-words loss on the code (Zhao et al. 2017), which makes it say what a line holds")
+@vae_setting("--ae-pretrain-steps", "ae_pretrain_steps", click.IntRange(min=0),
+             "Train as an autoencoder first, then reset the decoder (Li et al. 2019)")
 @click.option("--refit-steps", type=click.IntRange(min=0), default=None,
               help="Finally fit the encoder alone to the trained decoder on the plain ELBO for this "
                    "many steps; it makes IW-NLL honest about free bits [default: a tenth of the "
