@@ -22,8 +22,9 @@ class Autoregressive(Protocol):
 
     def eval(self): ...
 
-    def prime(self, tokens: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        """tokens (B, T) -> logits (B, T' <= T, V) whose last row predicts the next token, and the state."""
+    def prime(self, tokens: torch.Tensor, progress=None) -> tuple[torch.Tensor, Any]:
+        """tokens (B, T) -> logits (B, T' <= T, V) whose last row predicts the next token, and the
+        state; ``progress``, if given, is told how many tokens have been read."""
 
     def step(self, token: torch.Tensor, state) -> tuple[torch.Tensor, Any]:
         """token (B,) -> logits (B, V) for the token after it, and the new state."""
@@ -65,13 +66,14 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: flo
 @torch.inference_mode()
 def generate(model: Autoregressive, prime, steps: int, *, batch: int = 1, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, seed: int | None = None, stop_id: int | None = None,
-             progress=None, workers: int | None = None) -> torch.Tensor:
+             progress=None, workers: int | None = None, prime_progress=None) -> torch.Tensor:
     """Sample ``steps`` tokens after ``prime`` for ``batch`` sequences at once.
 
     prime: ids (P,) shared by the batch, or (B, P); at least one token.
     stop_id: a sequence that emits it is finished (later positions repeat ``stop_id``); generation
         ends early once every sequence is finished.
     progress: optional callable given the number of tokens done after each step (progress bars).
+    prime_progress: optional callable given the number of prime tokens read (a long audio prime).
     Returns the generated ids, (B, steps), without the prime. Same seed, same device: same output.
     A model with a ``sample_fast`` method (the frame model) samples plain temperature draws
     through it, sharing the takes out among ``workers`` processes (default: one per CPU core);
@@ -84,12 +86,12 @@ def generate(model: Autoregressive, prime, steps: int, *, batch: int = 1, temper
     if seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
     if prime.dim() == 1 and model.prime_once:  # run a shared prime once, copy the state
-        logits, state = model.prime(prime.unsqueeze(0))
+        logits, state = model.prime(prime.unsqueeze(0), progress=prime_progress)
         logits, state = logits[:, -1].expand(batch, -1), model.repeat_state(state, batch)
     else:
         if prime.dim() == 1:
             prime = prime.unsqueeze(0).expand(batch, -1)
-        logits, state = model.prime(prime)
+        logits, state = model.prime(prime, progress=prime_progress)
         logits = logits[:, -1]
     if model.sample_fast is not None and top_k == 0 and top_p == 1.0 and stop_id is None:
         return model.sample_fast(logits, state, steps, temperature, seed, progress, workers).to(device)

@@ -129,13 +129,14 @@ def choose_settings(spec, kind: str, train_items: int, device: torch.device, mod
     """Fill the settings left unset (None) by :func:`genseq.sizing.choose`, then the batch size and
     learning rate by the task's defaults; returns the three setting groups and what was chosen
     (``settings`` and the ``reason`` line; empty when nothing was)."""
-    given = {**model_config, **codec_options, "batch_size": train_config.batch_size, "lr": train_config.lr}
+    given = {**model_config, **codec_options, "batch_size": train_config.batch_size, "lr": train_config.lr,
+             "seq_len": train_config.seq_len}
     settings, reason = choose(spec.name, kind, train_items, device, given, model_config.get("arch") or "auto")
-    train_keys = {"batch_size", "lr"}
+    train_keys = {"batch_size", "lr", "seq_len"}
     model_config = {**model_config, **{k: v for k, v in settings.items() if k not in train_keys and k != "vocab_size"}}
     codec_options = {**codec_options, **{k: v for k, v in settings.items() if k == "vocab_size"}}
     train = {k: settings.get(k, getattr(train_config, k)) for k in train_keys}
-    train = {k: spec.train_defaults[k] if v is None else v for k, v in train.items()}
+    train = {k: spec.train_defaults.get(k) if v is None else v for k, v in train.items()}
     if train["batch_size"] % distributed.world()[1]:
         raise GenseqError(f"--batch-size {train['batch_size']} does not split over {distributed.world()[1]} "
                           "processes; give a multiple of it")
@@ -389,8 +390,6 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     if checkpoint is not None:
         sample_rate = checkpoint["codec"].get("sample_rate", sample_rate)
     items = read_corpus(corpus, kind, sample_rate=sample_rate, colormap=colormap)
-    if train_config.seq_len is None:
-        train_config = replace(train_config, seq_len=CODECS[kind].window)
     if valid is not None:
         train_items = items
         valid_items = read_corpus(valid, corpus_kind(valid, colormap), sample_rate=sample_rate, colormap=colormap)
@@ -404,6 +403,8 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
             spec, kind, len(train_items), device, dict(model_config or {}), codec_options, train_config)
         if chosen and rank == 0:
             print(chosen["reason"], file=sys.stderr)
+    if train_config.seq_len is None:
+        train_config = replace(train_config, seq_len=CODECS[kind].window)
 
     if checkpoint is not None:
         if checkpoint["task"] != task:
@@ -507,10 +508,12 @@ def continue_audio(loaded: Loaded, clip: np.ndarray | None, seconds: float, n: i
     each ``seconds`` long, without the clip. The clip is primed in one parallel call."""
     codec = loaded.codec
     steps = max(1, round(seconds * codec.sample_rate))
+    prime = codec.prime(clip)
+    reading, read = token_bar(len(prime), "prime", "sample", progress and len(prime) > codec.sample_rate)
     bar, tick = token_bar(steps * n, "continue" if clip is not None else "sample", "sample", progress)
-    with bar:
-        ids = generate(loaded.model, codec.prime(clip), steps, batch=n, temperature=temperature,
-                       top_k=top_k, top_p=top_p, seed=seed, progress=lambda done: tick(done * n))
+    with reading, bar:
+        ids = generate(loaded.model, prime, steps, batch=n, temperature=temperature, top_k=top_k, top_p=top_p,
+                       seed=seed, progress=lambda done: tick(done * n), prime_progress=read)
     return [codec.decode(row) for row in ids]
 
 

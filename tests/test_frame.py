@@ -14,6 +14,28 @@ def model(rows=0, seed=0):
     return FrameLM(config).eval()
 
 
+@pytest.mark.parametrize("rows", [0, 4])
+def test_a_long_prime_read_in_chunks_equals_one_call(rows):
+    """prime() reads a long prime a chunk at a time, carrying the state: the same logits and
+    state as one call, and a continuation from it steps as teacher forcing does."""
+    m = model(rows)
+    x = torch.randint(20, (2, 48))
+    full, whole = m(x[:, :40])
+    teacher, _ = m(x)
+    seen = []
+    m.prime_chunk = 10  # the first chunk 11 tokens, then 10
+    logits, state = m.prime(x[:, :40], progress=seen.append)
+    assert seen == [11, 21, 31, 40]
+    torch.testing.assert_close(logits[:, -1], full[:, -1], rtol=1e-5, atol=1e-5)
+    for name in ("frame_h", "token_h", "context", "history"):
+        torch.testing.assert_close(getattr(state, name), getattr(whole, name), rtol=1e-5, atol=1e-5)
+    for t in range(40, 48):
+        step_logits, state = m.step(x[:, t], state)
+        torch.testing.assert_close(step_logits, teacher[:, t], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="continues at a frame's second position"):
+        m(x[:, 40:], whole)
+
+
 def test_beam_search_runs_on_the_frame_models_state():
     from genseq.generate import beam_search
 

@@ -11,12 +11,13 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 def test_a_cpu_gets_smaller_models_and_a_gpu_keeps_the_shipped_sizes():
     settings, reason = choose("lm", "audio", 200, CPU, {})
-    assert settings == CPU_AUDIO_LM and reason.startswith("chose --hidden 256 --frame 32 for 200 training clips on the CPU")
+    assert settings == CPU_AUDIO_LM
+    assert reason.startswith("chose --hidden 256 --frame 32 --batch-size 16 --seq-len 1024 for 200 training clips on the CPU")
     assert choose("lm", "audio", 200, CUDA, {}) == ({}, "")
     assert choose("lm", "text", 50_000, CPU, {}) == ({}, "")  # measured: the shipped size wins there too
     assert choose("vae", "text", 3_000, CPU, {})[0] == CPU_TEXT_VAE
     assert choose("vae", "text", 3_000, CUDA, {}) == ({}, "")
-    assert choose("lm", "audio", 200, CPU, {})[0] == {"hidden_size": 256, "frame": 32}
+    assert choose("lm", "audio", 200, CPU, {})[0] == {"hidden_size": 256, "frame": 32, "batch_size": 16, "seq_len": 1024}
 
 
 def test_the_image_frame_tier_follows_the_number_of_images_on_any_device():
@@ -45,3 +46,13 @@ def test_the_run_says_what_it_chose_and_the_model_file_keeps_it(tmp_path, corpus
     record = read_file(out / "model.pt")
     assert record["chosen"]["reason"] == line and record["config"]["free_bits"] == 4.0
     assert record["config"]["hidden_size"] == 24 and record["codec"]["kind"] == "text"
+
+
+def test_an_audio_run_on_a_cpu_trains_with_the_chosen_windows(tmp_path, audio_folder):
+    out = tmp_path / "audio"
+    result = run("train", "lm", audio_folder, "-o", out, "--valid", audio_folder, "--steps", 2, "--valid-every", 2,
+                 "--embed", 4, "--token-hidden", 8, "--sample-rate", 8000, "--quiet", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    record = read_file(out / "checkpoint.pt")
+    assert record["train"]["batch_size"] == 16 and record["train"]["seq_len"] == 1024
+    assert record["config"]["frame_hidden"] == 256 and record["config"]["frame"] == 32

@@ -126,11 +126,13 @@ class FrameLM(nn.Module):
         """tokens: (B, T) ids from the start of a sequence -> logits (B, T, V), state; with
         ``last_only`` the logits of the last position alone, (B, 1, V) (see :meth:`prime`).
 
-        Only a fresh start is supported (``state`` must be None): windows and images are scored
-        from the start; generation continues with :meth:`step`.
+        With ``state`` the tokens continue a sequence whose state it is, which must end where a
+        frame starts its second position (``state.position % frame == 1``, as after a first call
+        of 1 + k frames' tokens and further calls of whole frames): :meth:`prime` goes through a
+        long prime that way, a chunk at a time, with the same result as one call.
         """
         if state is not None:
-            raise ValueError("FrameLM.forward starts from the beginning; continue with step()")
+            return self._continue(tokens, state, last_only)
         B, T = tokens.shape
         K, Fr = self.history_len, self.frame
         start = self.initial_state(B, tokens.device)
@@ -149,6 +151,29 @@ class FrameLM(nn.Module):
         state = FrameState(frame_h, token_h, contexts[:, -1], padded[:, -K:], T)
         return logits, state
 
+    def _continue(self, tokens: torch.Tensor, state: FrameState, last_only: bool):
+        """:meth:`forward` from ``state`` at position P = 1 + mF: the chunk's first F - 1 positions
+        take the state's contexts (frame m), and each whole frame of the chunk, once read, gives
+        the next frame's."""
+        B, T = tokens.shape
+        K, Fr, P = self.history_len, self.frame, state.position
+        if Fr > 1 and P % Fr != 1:
+            raise ValueError(f"a FrameLM continues at a frame's second position, not at {P}")
+        padded = torch.cat([state.history, tokens], 1)
+        lagged = torch.stack([padded[:, K + 1 - j:K + 1 - j + T] for j in self.lags], -1)
+        x = self.lag_embed(self._lag_ids(lagged)).sum(-2)
+        n = T // Fr  # the chunk's whole frames, from its first token on
+        frame_h, contexts = state.frame_h, state.context[:, None]
+        if n:
+            read, frame_h = self._frames(tokens[:, :n * Fr].reshape(B, n, Fr), frame_h)
+            contexts = torch.cat([contexts, self._contexts(read)], 1)
+        offset = P % Fr  # the state's frame m starts at mF, the chunk at mF + 1
+        x = x + contexts.flatten(1, 2)[:, offset:offset + T]
+        x = x + self._positions(torch.arange(P, P + T, device=tokens.device))
+        hidden, token_h = self._token_tier(self.drop(x), state.token_h)
+        logits = self.head(self.drop(hidden[:, -1:] if last_only else hidden))
+        return logits, FrameState(frame_h, token_h, contexts[:, -1], padded[:, -K:], P + T)
+
     prime_once = True
 
     def repeat_state(self, state: FrameState, batch: int) -> FrameState:
@@ -157,10 +182,24 @@ class FrameLM(nn.Module):
     def select_state(self, state: FrameState, index: torch.Tensor) -> FrameState:
         return state.rows(index)
 
-    def prime(self, tokens: torch.Tensor):
+    prime_chunk = 16384  # tokens a prime is read in at a time: memory stays flat in its length
+
+    def prime(self, tokens: torch.Tensor, progress=None):
         """What generation needs of a prime: the next-token logits (B, 1, V) and the state, without
-        the head's work at every earlier position."""
-        return self(tokens, last_only=True)
+        the head's work at every earlier position. A long prime goes through in chunks of about
+        :attr:`prime_chunk` tokens that carry the state (the same result as one call, in memory
+        that does not grow with the prime); ``progress`` is told the tokens read after each."""
+        T, Fr = tokens.shape[1], self.frame
+        first = min(T, 1 + Fr * max(1, self.prime_chunk // Fr))  # then P % F == 1 for the rest
+        logits, state = self(tokens[:, :first], last_only=True)
+        chunk = Fr * max(1, self.prime_chunk // Fr)
+        for start in range(first, T, chunk):
+            if progress is not None:
+                progress(start)
+            logits, state = self(tokens[:, start:start + chunk], state, last_only=True)
+        if progress is not None:
+            progress(T)
+        return logits, state
 
     def _token_tier(self, x: torch.Tensor, h0: torch.Tensor):
         """The token GRU over inputs x (B, T, S) from h0 (1, B, S). Without gradients on the CPU it

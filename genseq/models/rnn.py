@@ -59,7 +59,7 @@ class RNNLM(nn.Module):
         hidden, state = self.rnn(self.drop(self.embed(tokens)), state)
         return self.head(self.proj(self.drop(hidden))), state
 
-    def prime(self, tokens: torch.Tensor):
+    def prime(self, tokens: torch.Tensor, progress=None):
         return self(tokens)
 
     def step(self, token: torch.Tensor, state):

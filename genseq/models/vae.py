@@ -199,8 +199,8 @@ class LatentDecoder(nn.Module):
         logits = logits.index_fill(-1, torch.tensor([UNK], device=logits.device), float("-inf"))
         return (logits if self.adjust is None else self.adjust(logits)), state
 
-    def prime(self, tokens: torch.Tensor, state=None):
-        return self(tokens, state)
+    def prime(self, tokens: torch.Tensor, progress=None):
+        return self(tokens)
 
     def step(self, token: torch.Tensor, state):
         logits, state = self(token.unsqueeze(1), state)
