@@ -135,15 +135,7 @@ class TextCodec(Codec):
         for start in range(0, len(items), chunk):
             pieces = self.sp.encode(list(items[start:start + chunk]))
             parts.append(np.fromiter(chain.from_iterable(ids + [EOS] for ids in pieces), dtype))
-        # joined a part at a time, each freed once copied: the stream's pages become resident as
-        # they are written, so the peak is one stream, not two
-        stream = np.empty(sum(len(part) for part in parts), dtype)
-        at = 0
-        for i, part in enumerate(parts):
-            stream[at:at + len(part)] = part
-            at += len(part)
-            parts[i] = None
-        return torch.from_numpy(stream)
+        return torch.from_numpy(np.concatenate(parts))
 
     def prime(self, prefix: str | None = None) -> list[int]:
         return [EOS] + (self.encode(prefix) if prefix else [])
