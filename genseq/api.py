@@ -81,7 +81,7 @@ class Model(Loaded):
             raise GenseqError(f"{self.path} is a language model; this command needs a VAE: train one "
                               "with genseq train vae")
         if task == "vae":
-            hint = "genseq traverse sweeps an image VAE" if self.kind == "image" else \
+            hint = "genseq traverse, interpolate and sample take an image VAE" if self.kind == "image" else \
                 "genseq interpolate and reconstruct take a sentence VAE"
             raise GenseqError(f"{self.path} is a VAE of {self.kind}s; {hint}")
         what = "a VAE" if self.task == "vae" else f"{article(self.kind)} {self.kind} model"
@@ -194,10 +194,21 @@ class Model(Loaded):
         at ``start`` image's refined code) but ``dims`` (default :meth:`busiest_dims`), each swept
         over [-span, span]; ``steps * steps`` PIL images, row by row (the first dimension down)."""
         self.require("traverse", "vae", ("image",))
-        code = None if start is None else vae.line_codes(self.model, self.codec, [as_rgba(start)],
+        code = None if start is None else vae.line_codes(self.model, self.codec, [self.drawn_size(start)],
                                                          vae.REFINE_STEPS)[0]
         images = vae.traverse(self, dims or self.busiest_dims(), steps, span, code)
         return [to_pil(item) for item in images]
+
+    def drawn_size(self, image) -> np.ndarray:
+        """``image`` (a path, PIL image or array) as RGBA, refused in one line unless it has the
+        size this image VAE draws: a code describes a whole picture, so a scaled one would be a
+        different picture."""
+        rgba = as_rgba(image)
+        if rgba.shape[:2] != (self.codec.height, self.codec.width):
+            name = image if isinstance(image, (str, Path)) else "the image"
+            raise GenseqError(f"{name} is {rgba.shape[1]}x{rgba.shape[0]} pixels but {self.path.name} draws "
+                              f"{self.codec.width}x{self.codec.height}; give an image of that size")
+        return rgba
 
     def busiest_dims(self) -> tuple[int, int]:
         """The two code dimensions whose posterior means vary most over held-out items."""
@@ -205,18 +216,21 @@ class Model(Loaded):
         return vae.busiest_dims(self)
 
     # -- sentence VAE ------------------------------------------------------------------------------
-    def interpolate(self, a: str, b: str, steps: int = 8, *, slerp: bool = False,
+    def interpolate(self, a, b, steps: int = 8, *, slerp: bool = False,
                     refine: int = vae.REFINE_STEPS, decode: str = "greedy", beam: int = 5,
                     temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
-                    warn=None) -> list[str]:
-        """The lines decoded at ``steps`` evenly spaced points on the path from a's code to b's
-        (refined posterior means; ``slerp`` walks the great circle). ``warn`` receives notes such
-        as characters the model never saw."""
-        self.require("interpolate", "vae", ("text",))
+                    warn=None) -> list:
+        """The items decoded at ``steps`` evenly spaced points on the path from a's code to b's
+        (refined posterior means; ``slerp`` walks the great circle): lines of a sentence VAE, or
+        PIL images of an image VAE (``a`` and ``b`` paths, PIL images or arrays of the model's
+        size). ``warn`` receives notes such as characters the model never saw."""
+        self.require("interpolate", "vae")
+        if self.kind == "image":
+            a, b = self.drawn_size(a), self.drawn_size(b)
         path = vae.interpolate(self, a, b, steps, spherical=slerp, warn=warn or (lambda message: None),
                                refine=refine, decode=decode, beam=beam, temperature=temperature,
                                top_k=top_k, top_p=top_p, seed=seed)
-        return [line for _, line in path]
+        return [to_pil(item) if self.kind == "image" else item for _, item in path]
 
     def reconstruct(self, lines: list[str], *, refine: int = vae.REFINE_STEPS, decode: str = "greedy",
                     beam: int = 5, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,

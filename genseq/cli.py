@@ -10,14 +10,14 @@ import torch
 from genseq import __version__
 from genseq.api import load, train
 from genseq.codecs.audio import SAMPLE_RATE, AudioCodec
-from genseq.codecs.image import NATIVE_LIMIT, PALETTE, SIZE
+from genseq.codecs.image import IMAGE_SUFFIXES, NATIVE_LIMIT, PALETTE, SIZE
 from genseq.codecs.text import VOCAB_SIZE
 from genseq.device import DEVICES
 from genseq.errors import GenseqError
 from genseq.store import PRECISIONS, export_model, read_file, shipped_models
 from genseq.media import audio_picture, check_output, grid, hide_below, write_png, write_wav
 from genseq.codecs.base import Codec
-from genseq.models import FrameConfig, RNNConfig, VAEConfig
+from genseq.models import FrameConfig, ImageVAEConfig, RNNConfig, VAEConfig
 from genseq.models.vae import KL_SCHEDULES
 from genseq.tasks import FRAME_DEFAULTS, TASKS
 from genseq.train import TrainConfig
@@ -87,7 +87,7 @@ def main():
     """
 
 
-@main.group("train", short_help="Train an autoregressive model or a sequence VAE.")
+@main.group("train", short_help="Train an autoregressive model or a VAE.")
 def train_group():
     """Train a model on a corpus: lm (an autoregressive model of text, audio or images) or vae
     (a sequence VAE of lines of text or of images).
@@ -111,9 +111,13 @@ def training_options(task: str):
     """The options every ``train`` command shares, with the task's own defaults."""
     defaults = TASKS[task].train_defaults
     config = RNNConfig if task == "lm" else VAEConfig
-    frame = {name: f"; audio {frame_default('audio', key)}, images {frame_default('image', key)}"
-                   f"{' in the frame tier' if name == 'hidden' else ''}" if task == "lm" else ""
-             for name, key in (("hidden", "frame_hidden"), ("embed", "embed_dim"), ("dropout", "dropout"))}
+    if task == "lm":
+        frame = {name: f"; audio {frame_default('audio', key)}, images {frame_default('image', key)}"
+                       f"{' in the frame tier' if name == 'hidden' else ''}"
+                 for name, key in (("hidden", "frame_hidden"), ("embed", "embed_dim"), ("dropout", "dropout"))}
+    else:  # the image VAE's first convolution's channels, colour embedding and dropout
+        frame = {name: f"; images {default_of(ImageVAEConfig, key)}"
+                 for name, key in (("hidden", "channels"), ("embed", "embed_dim"), ("dropout", "dropout"))}
     return stack(
         click.argument("corpus", type=click.Path(path_type=Path)),
         click.option("-o", "--out", "run_dir", required=True, type=click.Path(path_type=Path),
@@ -254,12 +258,19 @@ def train_lm_command(hidden, embed, **options):
 
 
 def vae_setting(flag: str, field: str, kind, text: str):
-    """A ``train vae`` option for a VAEConfig field, unset by default, its help naming the default."""
-    return click.option(flag, field, type=kind, default=None, help=f"{text} [default: {default_of(VAEConfig, field)}].")
+    """A ``train vae`` option for a VAEConfig field, unset by default, its help naming the default
+    (the image VAE's too where it differs)."""
+    default = str(default_of(VAEConfig, field))
+    if hasattr(ImageVAEConfig, field) and default_of(ImageVAEConfig, field) != default_of(VAEConfig, field):
+        default = f"{default}; images {default_of(ImageVAEConfig, field)}"
+    return click.option(flag, field, type=kind, default=None, help=f"{text} [default: {default}].")
 
 
-@train_group.command("vae", short_help="A sequence VAE on lines of text or on images.")
+@train_group.command("vae", short_help="A VAE on lines of text or on images.")
 @training_options("vae")
+@click.option("--arch", type=click.Choice(["auto", "rnn", "conv"]), default="auto",
+              help="auto: the sequence VAE for text, the convolutional image VAE for images; rnn over "
+                   "pixels is the raster baseline.")
 @vae_setting("--latent", "latent_dim", click.IntRange(min=1), "Latent dimensions")
 @vae_setting("--word-dropout", "word_dropout", click.FloatRange(0, 1),
              "Share of decoder inputs replaced by unk (Bowman et al. 2016); 1: the decoder sees none and "
@@ -282,8 +293,10 @@ def vae_setting(flag: str, field: str, kind, text: str):
                    "steps, which get nine tenths of --minutes; 0: off].")
 @image_options
 def train_vae_command(hidden, embed, **options):
-    """Train a sequence VAE on CORPUS: one line per item (a text file or a folder of .txt
-    files), or a folder of images, each one sequence of palette indices in raster order."""
+    """Train a VAE on CORPUS: one line per item (a text file or a folder of .txt files), read by
+    a sequence VAE; or a folder of images, read by a convolutional encoder into a code from
+    which a convolutional decoder draws every pixel's palette colour at once. For images
+    --hidden sets the first convolution's channels and --embed a colour's embedding."""
     run_training("vae", hidden_size=hidden, embed_dim=embed, **options)
 
 
@@ -427,7 +440,7 @@ def vae_option(f):
     return model_option("poems")(f)
 
 
-@main.command("interpolate", short_help="Decode the path between two lines (VAE).")
+@main.command("interpolate", short_help="Decode the path between two lines or images (VAE).")
 @click.argument("first")
 @click.argument("second")
 @vae_option
@@ -437,13 +450,28 @@ def vae_option(f):
 @refine_option
 @decoding_options
 @sampling_options
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("interpolation.png"),
+              help="Image VAE: the row of images (the two given ones at its ends).")
 @device_option
 def interpolate_command(first, second, model_spec, steps, slerp, refine, decode, beam, temperature, top_k,
-                        top_p, seed, device):
-    """Decode the latent path between two lines into a row of lines (a sentence VAE)."""
-    lines = load(model_spec, device).interpolate(
-        first, second, steps, slerp=slerp, refine=refine, decode=decode, beam=beam, temperature=temperature,
-        top_k=top_k, top_p=top_p, seed=seed, warn=warn)
+                        top_p, seed, out, device):
+    """Decode the latent path between two lines into a row of lines (a sentence VAE), or between
+    two images (FIRST and SECOND image files) into a row of images (an image VAE)."""
+    model = load(model_spec, device)
+    pictures = [Path(arg) for arg in (first, second) if Path(arg).suffix.lower() in IMAGE_SUFFIXES]
+    if model.kind == "image":
+        check_output(out)
+        items = model.interpolate(first, second, steps, slerp=slerp, refine=refine, decode=decode, beam=beam,
+                                  temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        ends = [model.as_seen(model.drawn_size(path)) for path in (first, second)]
+        write_png(out, grid([ends[0], *(np.asarray(item) for item in items), ends[1]], columns=steps + 2))
+        click.echo(f"wrote {out}: {first} (given), {steps} images on the path, {second} (given)", err=True)
+        return
+    if len(pictures) == 2 and all(path.is_file() for path in pictures):
+        raise GenseqError(f"{first} and {second} are images but {model_spec} is a VAE of lines; give two "
+                          "lines, or an image VAE with -m (e.g. -m sprites-vae)")
+    lines = model.interpolate(first, second, steps, slerp=slerp, refine=refine, decode=decode, beam=beam,
+                              temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, warn=warn)
     click.echo(f"{'A':>5}  {first}  (given)")
     for i, line in enumerate(lines):
         click.echo(f"{i / (steps - 1):5.2f}  {line}")

@@ -65,18 +65,26 @@ def pad_sequences(sequences: list[list[int]], bos: int, eos: int, pad: int = 0) 
 
 
 class ItemBatches:
-    """Random whole items (lines), ``batch_size`` per step, padded: the data of a sequence VAE."""
+    """Random whole items (lines, or images in raster order), ``batch_size`` per step, padded: the
+    data of a VAE. With ``flip_width`` (images of that width) each image is mirrored left to right
+    with probability one half, as :class:`ImageBatches` does."""
 
-    def __init__(self, sequences: list[list[int]], batch_size: int, seed: int, bos: int, eos: int):
+    def __init__(self, sequences: list[list[int]], batch_size: int, seed: int, bos: int, eos: int,
+                 flip_width: int | None = None):
         if not sequences:
             raise GenseqError("the training split holds no items; give more lines")
         self.sequences, self.batch_size, self.seed = sequences, batch_size, seed
-        self.bos, self.eos = bos, eos
+        self.bos, self.eos, self.flip_width = bos, eos, flip_width
 
     def batch(self, step: int, rank: int = 0) -> torch.Tensor:
         generator = step_generator(self.seed, step, rank)
         picks = torch.randint(len(self.sequences), (self.batch_size,), generator=generator)
-        return pad_sequences([self.sequences[i] for i in picks.tolist()], self.bos, self.eos)
+        batch = pad_sequences([self.sequences[i] for i in picks.tolist()], self.bos, self.eos)
+        if self.flip_width:
+            mirror = torch.rand(self.batch_size, generator=generator) < 0.5
+            pixels = batch[mirror, 1:-1]
+            batch[mirror, 1:-1] = pixels.view(len(pixels), -1, self.flip_width).flip(-1).flatten(1)
+        return batch
 
 
 class ImageBatches:

@@ -109,12 +109,27 @@ def job_traverse(out: Path, page: Page) -> None:
         return
     model = load("sprites-vae", "cpu")
     dims = model.busiest_dims()
-    images = model.traverse(dims, 7)
-    write_png(out / "traverse.png", grid([np.asarray(image) for image in images], columns=7))
+    images = model.traverse(dims, 9)
+    write_png(out / "traverse.png", grid([np.asarray(image) for image in images], columns=9))
     page.add("Sweep two code dimensions of the sprite VAE", '<img src="traverse.png" alt="latent sweep">',
-             f"genseq traverse -m sprites-vae --dims {dims[0]},{dims[1]} --steps 7 -o traverse.png",
+             f"genseq traverse -m sprites-vae --dims {dims[0]},{dims[1]} -o traverse.png",
              f"Every code dimension fixed at 0 but {dims[0]} (down) and {dims[1]} (across), each swept "
-             "from -2.5 to 2.5.")
+             "from -2.5 to 2.5: the lecture's sliders.")
+    a, b = SPRITES[0], SPRITES[-1]
+    for name in (a, b):
+        shutil.copy(INPUTS / name, out / name)
+    path = model.interpolate(out / a, out / b, 8)
+    ends = [model.as_seen(out / name) for name in (a, b)]
+    write_png(out / "interpolation.png", grid([ends[0], *map(np.asarray, path), ends[1]], columns=10))
+    page.add(f"Interpolate between two test sprites: {a} and {b}",
+             '<img src="interpolation.png" alt="a row of sprites between two">',
+             f"genseq interpolate {a} {b} -m sprites-vae -o interpolation.png",
+             "The two sprites at the ends, and eight drawn from evenly spaced points between their codes.")
+    prior = model.sample(16, seed=SEED)
+    write_png(out / "vae_samples.png", grid(list(map(np.asarray, prior)), columns=8))
+    page.add("Draw from the sprite VAE's prior", '<img src="vae_samples.png" alt="sprites from the prior">',
+             f"genseq sample -m sprites-vae -n 16 --seed {SEED} -o vae_samples.png",
+             "Sixteen codes drawn from N(0, I), each decoded to its likeliest pixels.")
 
 
 JOBS = [("interpolate poem lines", job_interpolations), ("continue audio clips", job_audio),

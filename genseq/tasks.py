@@ -25,7 +25,7 @@ from genseq.data import ImageBatches, ItemBatches, TokenWindows, split_holdout
 from genseq import distributed
 from genseq.errors import GenseqError
 from genseq.generate import generate
-from genseq.models import FrameLM, RNNLM, build_model
+from genseq.models import FrameLM, ImageVAE, RNNLM, build_model
 from genseq.models.vae import SequenceVAE
 from genseq.sizing import choose
 from genseq.media import grid, write_png, write_wav
@@ -91,9 +91,27 @@ def lm_arch(kind: str, arch: str | None) -> str:
     return arch
 
 
+SEQUENCE_ONLY = ("word_dropout", "bow_weight", "cell")  # settings the image VAE has no use for
+
+
+def vae_arch(kind: str, arch: str | None) -> str:
+    """The architecture of a VAE of ``kind`` data: ``rnn`` (the sequence VAE) or ``conv`` (the
+    image VAE). ``auto`` (or None) is the sequence VAE for text and the image VAE for images."""
+    if arch in (None, "auto"):
+        return "rnn" if kind == "text" else "conv"
+    if arch == "conv" and kind != "image":
+        raise GenseqError("the convolutional VAE is for images; train text with --arch rnn")
+    return arch
+
+
 def check_model_options(task: str, kind: str, model_config: dict) -> None:
     """Refuse, before any work, an architecture or frame-model options that the model to be
     trained has no use for."""
+    if task == "vae" and vae_arch(kind, model_config.get("arch")) == "conv":
+        for key in SEQUENCE_ONLY:
+            if model_config.get(key) is not None:
+                raise GenseqError(f"--{key.replace('_', '-')} is for the sequence VAE; the convolutional image "
+                                  "VAE draws every pixel from the code at once: drop it (or give --arch rnn)")
     frame_model = task == "lm" and lm_arch(kind, model_config.get("arch")) == "frame"
     for key in ("frame", "token_hidden"):
         if model_config.get(key) is None:
@@ -297,8 +315,15 @@ class VAETask(Task):
 
     @staticmethod
     def build(codec: Codec, model_config: dict):
+        """``arch``: ``auto`` (the sequence VAE for text, the convolutional one for images),
+        ``rnn`` (the sequence VAE, on images a raster of pixels) or ``conv`` (images)."""
         config = {k: v for k, v in model_config.items() if v is not None}  # None: the default
-        return build_model(SequenceVAE.family, {"vocab_size": codec.vocab_size, **config})
+        if vae_arch(codec.kind, config.pop("arch", None)) == "rnn":
+            return build_model(SequenceVAE.family, {"vocab_size": codec.vocab_size, **config})
+        config = {("channels" if k == "hidden_size" else k): v for k, v in config.items()}
+        return build_model(ImageVAE.family, {"vocab_size": codec.vocab_size, "height": codec.height,
+                                             "width": codec.width, "offset": codec.offset,
+                                             "classes": codec.start_id - codec.offset, **config})
 
     max_line_tokens = 256  # a sentence VAE reads lines, not paragraphs
 
@@ -312,7 +337,8 @@ class VAETask(Task):
                               "sentence per line), or train a language model with genseq train lm")
         facts = {"train_tokens": sum(len(s) + 1 for s in sequences),
                  "longest_tokens": len(sequences[longest]) + 1}
-        return ItemBatches(sequences, config.batch_size, config.seed, BOS, EOS), facts
+        flip = codec.width if codec.kind == "image" else None  # a mirrored sprite is a sprite
+        return ItemBatches(sequences, config.batch_size, config.seed, BOS, EOS, flip), facts
 
     metrics = staticmethod(vae_metrics)
 
@@ -325,7 +351,8 @@ class VAETask(Task):
             shown = valid_items[:4]
             codes = line_codes(loaded.model, codec, shown)
             images = decode_latents(loaded.model, codec, codes, max_tokens=codec.pixels + 1)
-            write_png(path.with_suffix(".png"), grid([*shown, *images], columns=len(shown)))
+            seen = [codec.decode(codec.encode(item)) for item in shown]  # at the model's size, in its palette
+            write_png(path.with_suffix(".png"), grid([*seen, *images], columns=len(shown)))
             return [f"step {step}: held-out images over their reconstructions in {path.with_suffix('.png')}"]
         a, b = valid_items[0], valid_items[min(1, len(valid_items) - 1)]
         quiet = dict(warn=lambda message: None, refine=0)

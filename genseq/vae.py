@@ -7,6 +7,7 @@ greedy decoding of its posterior mean gives back.
 
 import math
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -14,7 +15,7 @@ from genseq.codecs.base import BOS, EOS
 from genseq.codecs.text import TextCodec
 from genseq.data import pad_sequences
 from genseq.errors import GenseqError
-from genseq.generate import beam_search, generate
+from genseq.generate import beam_search, filter_logits, generate
 from genseq.models.vae import LatentDecoder, SequenceVAE, gaussian_kl, gaussian_log_density, reparameterize
 from genseq.store import Loaded
 
@@ -124,6 +125,8 @@ def decode_latents(model: SequenceVAE, codec: TextCodec, z: torch.Tensor, decode
     temperature, top_k, top_p, seed) or ``beam`` search."""
     if decode not in DECODERS:
         raise GenseqError(f"unknown decoding {decode!r}; choose one of {', '.join(DECODERS)}")
+    if hasattr(model, "render"):  # the image VAE draws every pixel at once
+        return [codec.decode(row) for row in draw_pixels(model, codec, z, decode, **sampling).tolist()]
     decoder = LatentDecoder(model, z, codec.greedy_logits if decode == "greedy" else None)
     if decode == "beam":
         ids = beam_search(decoder, [BOS], max_tokens, batch=len(z), beam=beam, stop_id=EOS)
@@ -132,6 +135,23 @@ def decode_latents(model: SequenceVAE, codec: TextCodec, z: torch.Tensor, decode
             sampling = {**sampling, "temperature": 0}
         ids = generate(decoder, [BOS], max_tokens, batch=len(z), stop_id=EOS, **sampling)
     return [codec.decode(row) for row in ids.tolist()]
+
+
+@torch.inference_mode()
+def draw_pixels(model, codec, z: torch.Tensor, decode: str = "greedy", temperature: float = 1.0,
+                top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> torch.Tensor:
+    """Pixel ids (N, H*W) of the images an image VAE draws from codes z (N, Z): each pixel's most
+    likely class (``greedy``, opacity first: :meth:`~genseq.codecs.Codec.greedy_logits`) or a
+    draw from its distribution (``sample``, at ``temperature`` with top-k / top-p)."""
+    if decode == "beam":
+        raise GenseqError("an image VAE draws every pixel at once, so there is no sequence to search; "
+                          "give --decode greedy or sample")
+    logits = model.render(z)
+    if decode == "greedy" or temperature == 0:
+        return codec.greedy_logits(logits).argmax(-1)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    flat = filter_logits(logits.flatten(0, 1).float().cpu() / temperature, top_k, top_p)
+    return torch.multinomial(flat.softmax(-1), 1, generator=generator).view(logits.shape[:2])
 
 
 def max_tokens(loaded: Loaded) -> int:
@@ -160,13 +180,15 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
 
-def interpolate(loaded: Loaded, a: str, b: str, steps: int = 8, spherical: bool = False,
-                warn=print, refine: int = REFINE_STEPS, **decoding) -> list[tuple[float, str]]:
-    """(t, decoded line) at ``steps`` evenly spaced points from a's code (t=0) to b's: posterior
-    means, refined for ``refine`` steps (see :func:`line_codes`)."""
+def interpolate(loaded: Loaded, a, b, steps: int = 8, spherical: bool = False,
+                warn=print, refine: int = REFINE_STEPS, **decoding) -> list[tuple[float, object]]:
+    """(t, decoded item) at ``steps`` evenly spaced points from a's code (t=0) to b's: posterior
+    means, refined for ``refine`` steps (see :func:`line_codes`). Items are lines of text, or
+    RGBA arrays for an image VAE."""
     model, codec = loaded.model, loaded.codec
-    for line in (a, b):
-        check_line(codec, line, warn)
+    if codec.kind == "text":
+        for line in (a, b):
+            check_line(codec, line, warn)
     mean = line_codes(model, codec, [a, b], refine)
     ts = [i / (steps - 1) for i in range(steps)] if steps > 1 else [0.0]
     path = torch.stack([(slerp if spherical else lerp)(mean[0], mean[1], t) for t in ts])
@@ -263,7 +285,15 @@ def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_sampl
     if iw_samples:
         metrics.update(iw_nll=iw / n, iw_samples=iw_samples, perplexity=math.exp(iw / tokens),
                        **codec.unit_metrics(iw, lines))
+    if hasattr(model, "render"):  # the lecture's picture, swept over the two busiest dimensions
+        dims = tuple(variances.argsort(descending=True)[:2].tolist()) if len(variances) > 1 else (0, 0)
+        if dims[0] != dims[1]:
+            grid = sweep_codes(model.config.latent_dim, dims, SWEEP_STEPS, SWEEP_SPAN).to(device)
+            metrics.update(sweep_figures(decode_latents(model, codec, grid), SWEEP_STEPS), sweep_dims=list(dims))
     return metrics
+
+
+SWEEP_STEPS, SWEEP_SPAN = 9, 2.5  # genseq traverse's defaults
 
 
 def recon_accuracy(codec, items: list, decoded: list) -> dict:
@@ -274,7 +304,7 @@ def recon_accuracy(codec, items: list, decoded: list) -> dict:
     return {f"recon_{codec.recon_unit}_accuracy": matches / sum(len(x) for x, _ in pairs)}
 
 
-def traverse(loaded: Loaded, dims: tuple[int, int], steps: int = 9, span: float = 2.5,
+def traverse(loaded: Loaded, dims: tuple[int, int], steps: int = SWEEP_STEPS, span: float = SWEEP_SPAN,
              start: torch.Tensor | None = None) -> list:
     """The lecture's latent sweep: every code dimension fixed (at ``start``, the prior's mean by
     default) but two, swept over [-span, span] on a steps x steps grid; the decoded items, row by
@@ -283,13 +313,67 @@ def traverse(loaded: Loaded, dims: tuple[int, int], steps: int = 9, span: float 
     Z = model.config.latent_dim
     if any(not 0 <= d < Z for d in dims) or dims[0] == dims[1]:
         raise GenseqError(f"--dims takes two different dimensions from 0 to {Z - 1}")
+    grid = sweep_codes(Z, dims, steps, span, start).to(next(model.parameters()).device)
+    return decode_latents(model, loaded.codec, grid, max_tokens=max_tokens(loaded))
+
+
+def sweep_codes(latent_dim: int, dims: tuple[int, int], steps: int, span: float,
+                start: torch.Tensor | None = None) -> torch.Tensor:
+    """The codes of a traverse grid, (steps * steps, latent_dim), row by row."""
     values = torch.linspace(-span, span, steps)
-    base = torch.zeros(Z) if start is None else start.detach().cpu()
-    grid = base.repeat(steps * steps, 1)
+    grid = (torch.zeros(latent_dim) if start is None else start.detach().cpu()).repeat(steps * steps, 1)
     grid[:, dims[0]] = values.repeat_interleave(steps)
     grid[:, dims[1]] = values.repeat(steps)
-    grid = grid.to(next(model.parameters()).device)
-    return decode_latents(model, loaded.codec, grid, max_tokens=max_tokens(loaded))
+    return grid
+
+
+def largest_component(mask: np.ndarray) -> int:
+    """Pixels in the largest 4-connected region of a boolean mask (H, W)."""
+    seen = np.zeros_like(mask)
+    best = 0
+    for y, x in zip(*np.nonzero(mask)):
+        if seen[y, x]:
+            continue
+        seen[y, x], stack, size = True, [(y, x)], 0
+        while stack:
+            cy, cx = stack.pop()
+            size += 1
+            for ny, nx in ((cy - 1, cx), (cy + 1, cx), (cy, cx - 1), (cy, cx + 1)):
+                if 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1] and mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+        best = max(best, size)
+    return best
+
+
+def is_sprite(image: np.ndarray) -> bool:
+    """Whether an RGBA image reads as a sprite rather than a block or noise: 10-85% of its pixels
+    opaque, at least 4 colours, and one main body (the largest 4-connected opaque region holds
+    at least 80% of the opaque pixels)."""
+    opaque = image[..., 3] >= 128
+    share = opaque.mean()
+    if not 0.10 <= share <= 0.85:
+        return False
+    colours = len(np.unique(image[opaque][:, :3], axis=0))
+    return colours >= 4 and largest_component(opaque) >= 0.8 * opaque.sum()
+
+
+def sweep_figures(images: list[np.ndarray], steps: int) -> dict:
+    """How a steps x steps traverse grid of RGBA images reads: ``sweep_sprite_cells`` (the share
+    of cells that are sprites, :func:`is_sprite`), ``sweep_neighbour_change`` (the share of pixels
+    that change between neighbouring cells, on average: how gradual the sweep is) and
+    ``sweep_corner_change`` (between opposite corners, the smaller of the two diagonals: how far
+    it moves)."""
+    cells = np.stack([image.reshape(-1, 4) for image in images]).reshape(steps, steps, -1, 4)
+
+    def change(a, b):
+        return float((a != b).any(-1).mean())
+    pairs = [change(cells[r, c], cells[r, c + 1]) for r in range(steps) for c in range(steps - 1)] + \
+            [change(cells[r, c], cells[r + 1, c]) for r in range(steps - 1) for c in range(steps)]
+    corners = min(change(cells[0, 0], cells[-1, -1]), change(cells[0, -1], cells[-1, 0]))
+    return {"sweep_sprite_cells": float(np.mean([is_sprite(image) for image in images])),
+            "sweep_neighbour_change": float(np.mean(pairs)), "sweep_corner_change": corners,
+            "sweep_steps": steps}
 
 
 def busiest_dims(loaded: Loaded, count: int = 2) -> tuple[int, ...]:

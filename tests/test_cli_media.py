@@ -126,7 +126,7 @@ def test_image_vae_trains_samples_and_traverses(tmp_path, sprite_folder):
     assert all(image.shape == (8, 8, 4) for image in drawn)
     for args, message in [(["traverse", "-m", run_dir, "--dims", "0,9"], "two different dimensions from 0 to 3"),
                           (["traverse", "-m", run_dir, "--dims", "x"], "--dims takes two dimensions"),
-                          (["interpolate", "a", "b", "-m", run_dir], "traverse sweeps an image VAE")]:
+                          (["interpolate", "a", "b", "-m", run_dir], "a does not exist; give a PNG")]:
         result = run(*args)
         assert result.exit_code == 1 and message in result.output, (args, result.output)
 

@@ -28,5 +28,5 @@ def test_the_wheel_runs_the_demo_outside_the_clone(tmp_path):
                             timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     page = (elsewhere / "demo" / "index.html").read_text(encoding="utf-8")
-    assert page.count("<section>") == 11 and page.count("<audio") == 6
+    assert page.count("<section>") == 13 and page.count("<audio") == 6
     assert len(list((elsewhere / "demo").glob("*.png"))) >= 9

@@ -48,5 +48,7 @@ def test_sprites_recipe_lecture_quick_mode(tmp_path):
                             env={**os.environ, "LECTURE": str(tmp_path),
                                  "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     assert result.returncode == 0, result.stderr[-2000:]
-    score = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
-    assert score["items"] == 8 and 0 < score["nats_per_pixel"] < 5
+    lm, vae = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert lm["items"] == 8 and 0 < lm["nats_per_pixel"] < 5
+    assert vae["lines"] == 8 and vae["latent_dim"] == 10 and 0 <= vae["recon_pixel_accuracy"] <= 1
+    assert vae["nats_per_pixel"] > 0  # IW-NLL in the LM's unit, to put beside it

@@ -28,6 +28,13 @@ def test_the_image_frame_tier_follows_the_number_of_images_on_any_device():
     assert "712 images overfit a larger frame tier" in choose("lm", "image", 712, CPU, {})[1]
 
 
+def test_the_image_vae_takes_smaller_batches_unless_told_or_sequential():
+    for device in (CPU, CUDA):
+        assert choose("vae", "image", 699, device, {})[0] == {"batch_size": 32, "lr": 2e-3}
+    assert choose("vae", "image", 699, CPU, {"batch_size": 8, "lr": 1e-3}) == ({}, "")
+    assert choose("vae", "image", 699, CPU, {}, arch="rnn") == ({}, "")
+
+
 def test_every_flag_overrides_and_other_architectures_keep_their_defaults():
     settings, reason = choose("vae", "text", 3_000, CPU, {"hidden_size": 512, "free_bits": 0.5, "batch_size": 64})
     assert "hidden_size" not in settings and "free_bits" not in settings and "batch_size" not in settings

@@ -4,11 +4,12 @@ from dataclasses import asdict
 
 from genseq.errors import GenseqError
 from genseq.models.frame import FrameConfig, FrameLM
+from genseq.models.image_vae import ImageVAE, ImageVAEConfig
 from genseq.models.rnn import RNNConfig, RNNLM
 from genseq.models.vae import SequenceVAE, VAEConfig
 
 FAMILIES = {RNNLM.family: (RNNConfig, RNNLM), FrameLM.family: (FrameConfig, FrameLM),
-            SequenceVAE.family: (VAEConfig, SequenceVAE)}
+            SequenceVAE.family: (VAEConfig, SequenceVAE), ImageVAE.family: (ImageVAEConfig, ImageVAE)}
 
 
 def build_model(family: str, config: dict):
@@ -27,5 +28,5 @@ def model_config(model) -> dict:
     return asdict(model.config)
 
 
-__all__ = ["FAMILIES", "FrameConfig", "FrameLM", "RNNConfig", "RNNLM", "SequenceVAE", "VAEConfig",
+__all__ = ["FAMILIES", "FrameConfig", "FrameLM", "ImageVAE", "ImageVAEConfig", "RNNConfig", "RNNLM", "SequenceVAE", "VAEConfig",
            "build_model", "model_config"]

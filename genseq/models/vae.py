@@ -64,7 +64,36 @@ def kl_weight(config: VAEConfig, step: int) -> float:
     return config.beta * ramp
 
 
-class SequenceVAE(nn.Module):
+class VAEObjective:
+    """The training objective every VAE here shares, given its ``encode(tokens) -> (mean,
+    logvar)``, ``reconstruction_nll(tokens, z) -> (B,)`` and a config with the objective's fields
+    (free bits, the KL schedule, autoencoder pretraining)."""
+
+    def elbo_terms(self, tokens: torch.Tensor, with_code: bool = False):
+        """The negative ELBO's two terms, averaged over the batch: -log p(x|z) for one z drawn
+        from q(z|x) (reparameterised), and the KL of each latent dimension (Z,); with
+        ``with_code`` also that z (B, Z)."""
+        mean, logvar = self.encode(tokens)
+        z = reparameterize(mean, logvar, torch.randn_like(mean))
+        terms = self.reconstruction_nll(tokens, z).mean(), gaussian_kl(mean, logvar).mean(0)
+        return (*terms, z) if with_code else terms
+
+    def loss(self, tokens: torch.Tensor, step: int = 0) -> dict:
+        """Negative ELBO with the annealed KL weight and free bits, averaged over sequences."""
+        config = self.config
+        pretraining = step < config.ae_pretrain_steps
+        rec, kl_dims, z = self.elbo_terms(tokens, with_code=True)
+        kl_penalised = kl_dims.clamp(min=config.free_bits) if config.free_bits > 0 else kl_dims
+        beta = 0.0 if pretraining else kl_weight(config, step - config.ae_pretrain_steps)
+        stats = {"loss": rec + beta * kl_penalised.sum(), "rec": rec.detach(), "kl": kl_dims.sum().detach(),
+                 "beta": torch.tensor(beta)}
+        if getattr(self, "bow", None) is not None:  # the sequence VAE's bag-of-words loss
+            bow = self.bag_of_words_nll(tokens, z)
+            stats.update(loss=stats["loss"] + config.bow_weight * bow, bow=bow.detach())
+        return stats
+
+
+class SequenceVAE(VAEObjective, nn.Module):
     family = "vae"
 
     def __init__(self, config: VAEConfig):
@@ -129,15 +158,6 @@ class SequenceVAE(nn.Module):
         nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD, reduction="none")
         return nll.sum(1)
 
-    def elbo_terms(self, tokens: torch.Tensor, with_code: bool = False):
-        """The negative ELBO's two terms, averaged over the batch: -log p(x|z) for one z drawn
-        from q(z|x) (reparameterised), and the KL of each latent dimension (Z,); with
-        ``with_code`` also that z (B, Z)."""
-        mean, logvar = self.encode(tokens)
-        z = reparameterize(mean, logvar, torch.randn_like(mean))
-        terms = self.reconstruction_nll(tokens, z).mean(), gaussian_kl(mean, logvar).mean(0)
-        return (*terms, z) if with_code else terms
-
     def bag_of_words_nll(self, tokens: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """-log of each token of a sequence under one softmax from z, ignoring order, averaged over
         the batch (Zhao et al. 2017): it asks the code to say what a line holds, which the
@@ -145,20 +165,6 @@ class SequenceVAE(nn.Module):
         targets = tokens[:, 1:]
         logp = self.bow(z).log_softmax(-1).gather(1, targets)
         return -(logp * (targets != PAD)).sum(1).mean()
-
-    def loss(self, tokens: torch.Tensor, step: int = 0) -> dict:
-        """Negative ELBO with the annealed KL weight and free bits, averaged over sequences."""
-        config = self.config
-        pretraining = step < config.ae_pretrain_steps
-        rec, kl_dims, z = self.elbo_terms(tokens, with_code=True)
-        kl_penalised = kl_dims.clamp(min=config.free_bits) if config.free_bits > 0 else kl_dims
-        beta = 0.0 if pretraining else kl_weight(config, step - config.ae_pretrain_steps)
-        stats = {"loss": rec + beta * kl_penalised.sum(), "rec": rec.detach(), "kl": kl_dims.sum().detach(),
-                 "beta": torch.tensor(beta)}
-        if self.bow is not None:
-            bow = self.bag_of_words_nll(tokens, z)
-            stats.update(loss=stats["loss"] + config.bow_weight * bow, bow=bow.detach())
-        return stats
 
 
 def reparameterize(mean: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,7 @@ if [ "$quick" = 1 ]; then
   trap 'rm -rf "$runs"' EXIT
   budget() { echo "--steps 6 --valid-every 3"; }
   gpu_budget() { echo "--steps 4 --valid-every 2"; }
+  cpu_minutes() { echo "--steps 4 --valid-every 2"; }
   frame() { echo "--hidden 32 --embed 8"; }
   size() { echo "--hidden 32 --embed 16 --vocab-size 200"; }
   poems_budget() { budget; }
@@ -40,6 +41,7 @@ else
   # audio and sprites were trained on one H100, 7.2 minutes each, side by side (see README)
   gpu_budget() { echo "--minutes 7.2 --device cuda --batch-size 64 --valid-every $1"; }
   poems_budget() { echo "--minutes 6.5 --device cuda --valid-every 1000"; }  # the recipe's --batch-size 128
+  cpu_minutes() { echo "--minutes $1 --device cpu --valid-every $2"; }
   frame() { :; }
   size() { echo "$@"; }
   iw=100; limit=500  # IW-NLL costs iw decoder passes per line: 100 x 500 lines fits a CPU
@@ -129,11 +131,11 @@ for target in "${targets[@]}"; do
     sprites)  # 7,910 steps in 7.2 minutes; the best validation, at step 750, is shipped
       train_and_measure sprites lm corpora/sprites/creatures 0 $(gpu_budget 250) --hidden 512 --dropout 0.2 $(frame)
       export_model sprites float16 best.pt ;;
-    sprites-vae)  # one CPU thread; validation was best at step 600 and rising by 900, where it was stopped
-      train_and_measure sprites-vae vae corpora/sprites/creatures 1200 --size 16x16 --palette 64 \
-        $(size --hidden 128 --embed 32) --latent 16 --free-bits 0 --word-dropout 1.0 --kl-schedule linear \
-        --kl-anneal-steps 300 --batch-size 32 --lr 3e-3 --valid-every 100 --refit-steps 0
-      export_model sprites-vae float16 best.pt ;;
+    sprites-vae)  # the convolutional image VAE, 32 x 32, the full 167-colour palette, ten code
+                  # dimensions; one CPU thread, 30 minutes (the last tenth refits the encoder)
+      OMP_NUM_THREADS=1 train_and_measure sprites-vae vae corpora/sprites/creatures 0 $(cpu_minutes 30 500) \
+        --latent 10 $(size --hidden 32) --dropout 0.2 --batch-size 32 --lr 2e-3 --ema 0.999
+      export_model sprites-vae float16 ;;
     *) echo "unknown target $target; choose from shakespeare poems poems-lm poems-bowman poems-fb0.5" \
             "poems-fb1.0 verse verse-lm verse-bowman speech speech-gru speech-fast piano piano-fast sprites sprites-vae" >&2
        exit 2 ;;

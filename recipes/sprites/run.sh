@@ -5,7 +5,8 @@
 #   bash recipes/sprites/run.sh --quick          # the same stages on tiny budgets (about a minute)
 #   bash recipes/sprites/run.sh --stage 3        # start at a stage (1 corpus, 2 train, 3 score, 4 pictures)
 #   LECTURE=../shared/benchmarks/pokemon-lecture bash recipes/sprites/run.sh --lecture
-#                                                # the lecture benchmark: first 712 Pokemon train, last 80 test
+#                                                # the lecture benchmark: first 712 Pokemon train, last 80 test,
+#                                                # a pixel LM (runs/lecture) and an image VAE (runs/lecture-vae)
 #
 # Outputs go to runs/sprites (or a temporary folder with --quick): model.pt, best.pt (the weights at
 # the best validation score, which is what is shipped and scored), metrics.jsonl, test.json,
@@ -46,9 +47,16 @@ if [ "$lecture" = 1 ]; then  # the lecture's own data: measured here, never copi
   run=${run%/sprites}/lecture
   [ "$quick" = 1 ] && lecture_args=(--steps 6 --valid-every 3 --batch-size 8 --hidden 32) \
                    || lecture_args=(--steps 4000 --valid-every 100 --batch-size 32 --hidden 64 --dropout 0.3 --ema 0.999)
-  rm -rf "$run"
+  [ "$quick" = 1 ] && vae_args=(--steps 6 --valid-every 3 --hidden 8) \
+                   || vae_args=(--minutes 10 --valid-every 500 --ema 0.999)  # one CPU thread
+  rm -rf "$run" "$run-vae"
   genseq train lm "$work/train.txt" --colormap "$src/colormap.txt" -o "$run" "${lecture_args[@]}" --quiet
   genseq eval "$work/test.txt" --colormap "$src/colormap.txt" -m "$run/best.pt" --json | tee "$run/test.json"
+  # the lecture's VAE: ten code dimensions, the same 712/80 split; its sweep stays with the data
+  OMP_NUM_THREADS=1 genseq train vae "$work/train.txt" --colormap "$src/colormap.txt" -o "$run-vae" "${vae_args[@]}" --quiet
+  genseq eval "$work/test.txt" --colormap "$src/colormap.txt" -m "$run-vae" --json | tee "$run-vae/test.json"
+  genseq traverse -m "$run-vae" -o "$run-vae/traverse.png"
+  genseq sample -m "$run-vae" -n 32 --seed 0 -o "$run-vae/samples.png"
   exit 0
 fi
 
