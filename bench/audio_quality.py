@@ -12,6 +12,15 @@ For each corpus (``speech``: corpora/audio/speech, ``piano``: corpora/audio/pian
     (``genseq.tasks.continue_audio``, temperature 1.0, seed 0). Reported: mean RMS (dBFS) and mean
     spectral flatness of the primes and of the continuations, the fraction of continuations that
     went silent (RMS of the last second < -50 dBFS) and that turned into noise (flatness > 0.5).
+  - what a listener hears over longer continuations (issue 17's measure): clips primed with their
+    first 3.0 s and continued for ``--seconds`` (8 by default), ``--takes`` takes each (seed 0):
+    the test clips of each corpus and clips from outside it, made here (``plucked``: a Karplus-Strong
+    melody of our own, ``sines``: a decaying sine melody, ``espeak``: a sentence from espeak-ng when
+    it is installed). For every second of a continuation: RMS (dBFS), spectral flatness and the
+    tonal share (the part of each frame's energy in its strongest 5% of frequency bins, averaged
+    over active frames); reported as medians over the seconds of all takes, the quietest second,
+    and the same figures for the prime. Bars (issue 17): piano median flatness <= 0.01 and tonal
+    share >= 0.9, speech flatness <= 0.015, no second below -45 dBFS.
 Spectral flatness: geometric over arithmetic mean of the power spectrum of 512-sample frames
 (hann window, hop 256), averaged over frames whose RMS is above -60 dBFS (NaN when none is). White
 noise measures ~0.56 (exp(-Euler's gamma)); the script measures it too, raw and through mu-law.
@@ -49,15 +58,120 @@ def dbfs(x: np.ndarray) -> float:
 
 def flatness(x: np.ndarray) -> float:
     """Mean spectral flatness over the frames with non-negligible energy (NaN if none)."""
-    if len(x) < FRAME:
+    power = active_spectra(x)
+    if not len(power):
         return float("nan")
-    starts = range(0, len(x) - FRAME + 1, HOP)
-    frames = np.stack([x[s:s + FRAME] for s in starts]).astype(np.float64)
-    active = 20 * np.log10(np.maximum(np.sqrt(np.mean(frames ** 2, 1)), 1e-10)) > ACTIVE_DBFS
-    if not active.any():
-        return float("nan")
-    power = np.abs(np.fft.rfft(frames[active] * np.hanning(FRAME), axis=1)) ** 2 + 1e-20
     return float(np.mean(np.exp(np.mean(np.log(power), 1)) / np.mean(power, 1)))
+
+
+def active_spectra(x: np.ndarray) -> np.ndarray:
+    """Power spectra (frames, bins) of the 512-sample frames of ``x`` above -60 dBFS."""
+    if len(x) < FRAME:
+        return np.zeros((0, FRAME // 2 + 1))
+    frames = np.stack([x[s:s + FRAME] for s in range(0, len(x) - FRAME + 1, HOP)]).astype(np.float64)
+    active = 20 * np.log10(np.maximum(np.sqrt(np.mean(frames ** 2, 1)), 1e-10)) > ACTIVE_DBFS
+    return np.abs(np.fft.rfft(frames[active] * np.hanning(FRAME), axis=1)) ** 2 + 1e-20
+
+
+TONAL_TOP = 0.05  # the strongest 5% of a frame's frequency bins
+
+
+def tonal_share(x: np.ndarray) -> float:
+    """The mean share of an active frame's energy in its strongest 5% of bins (NaN if none):
+    near 1 for a few steady partials, about 0.2 for white noise."""
+    power = active_spectra(x)
+    if not len(power):
+        return float("nan")
+    top = max(1, round(TONAL_TOP * power.shape[1]))
+    return float(np.mean(np.sort(power, 1)[:, -top:].sum(1) / power.sum(1)))
+
+
+def seconds_of(x: np.ndarray, rate: int) -> list[dict]:
+    """RMS, flatness and tonal share of each whole second of ``x``."""
+    return [{"dbfs": dbfs(x[i:i + rate]), "flatness": flatness(x[i:i + rate]), "tonal": tonal_share(x[i:i + rate])}
+            for i in range(0, len(x) - rate + 1, rate)]
+
+
+def karplus_strong(rate: int, notes: list[float], beat: float = 0.375, seed: int = 0) -> np.ndarray:
+    """A plucked-string melody: each note a noise burst fed through a delay line of one period
+    with a two-tap averaging filter (Karplus and Strong 1983)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for freq in notes:
+        period = max(2, round(rate / freq))
+        line = list(rng.uniform(-1, 1, period))
+        samples = []
+        for i in range(round(beat * rate)):
+            value = 0.996 * 0.5 * (line[i % period] + line[(i + 1) % period])
+            samples.append(line[i % period])
+            line[i % period] = value
+        out.append(np.array(samples))
+    return (0.5 * np.concatenate(out)).astype(np.float32)
+
+
+def sine_melody(rate: int, notes: list[float], beat: float = 0.375) -> np.ndarray:
+    t = np.arange(round(beat * rate)) / rate
+    tone = [sum(np.sin(2 * np.pi * f * k * t) / k ** 2 for k in (1, 2, 3)) * np.exp(-3 * t) for f in notes]
+    return (0.3 * np.concatenate(tone)).astype(np.float32)
+
+
+MELODY = [261.6, 329.6, 392.0, 523.3, 392.0, 329.6, 293.7, 349.2, 440.0, 349.2, 293.7, 246.9, 261.6, 392.0,
+          329.6, 261.6]  # C major up and down, 16 beats of 0.375 s: 6 s
+
+
+def outside_clips(corpus: str, rate: int) -> dict:
+    """Clips genseq never trained on: melodies for the piano, an espeak-ng sentence for speech."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if corpus == "piano":
+        return {"plucked": karplus_strong(rate, MELODY), "sines": sine_melody(rate, MELODY)}
+    if not shutil.which("espeak-ng"):
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "espeak.wav"
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(wav),
+                        "The quick brown fox jumps over the lazy dog while the band plays on the corner of the "
+                        "street, and nobody seems to notice the rain."], check=True)
+        from genseq.codecs.audio import AudioCodec
+        return {"espeak": AudioCodec(rate).read(wav)}
+
+
+def median(values) -> float | None:
+    values = [v for v in values if not math.isnan(v)]
+    return round(float(np.median(values)), 4) if values else None
+
+
+BARS = {"piano": {"flatness": 0.01, "tonal": 0.9}, "speech": {"flatness": 0.015}}
+QUIET_DBFS = -45.0
+
+
+def listener(loaded, corpus: str, clips: dict, prime_s: float, seconds: float, takes: int, seed: int) -> dict:
+    """Each clip's first ``prime_s`` seconds continued ``takes`` times for ``seconds``: the medians
+    of the per-second measures over every second of every take, the quietest second, and the
+    prime's medians beside them."""
+    rate = loaded.codec.sample_rate
+    rows = {}
+    for name, clip in clips.items():
+        prime = clip[:round(prime_s * rate)]
+        t = time.perf_counter()
+        outs = continue_audio(loaded, prime, seconds, n=takes, seed=seed)
+        per = [sec for out in outs for sec in seconds_of(out, rate)]
+        ref = seconds_of(prime, rate)
+        row = {"prime_flatness": median(r["flatness"] for r in ref), "prime_tonal": median(r["tonal"] for r in ref),
+               "flatness": median(r["flatness"] for r in per), "tonal": median(r["tonal"] for r in per),
+               "quietest_dbfs": round(min(r["dbfs"] for r in per), 1),
+               "seconds_per_take": [[round(r["flatness"], 3) for r in seconds_of(out, rate)] for out in outs],
+               "wall_s": round(time.perf_counter() - t, 1)}
+        bars = BARS[corpus]
+        row["meets_bars"] = bool(row["quietest_dbfs"] > QUIET_DBFS and row["flatness"] is not None
+                                 and row["flatness"] <= bars["flatness"]
+                                 and ("tonal" not in bars or (row["tonal"] or 0) >= bars["tonal"]))
+        rows[name] = row
+        print(f"    {name:<28} flatness {row['prime_flatness']} -> {row['flatness']}, tonal {row['prime_tonal']} -> "
+              f"{row['tonal']}, quietest second {row['quietest_dbfs']} dBFS ({row['wall_s']} s)", flush=True)
+    return {"prime_seconds": prime_s, "seconds": seconds, "takes": takes, "seed": seed, "clips": rows}
 
 
 def unigram_bits(codec, train_items, test_items) -> float:
@@ -104,6 +218,9 @@ def main():
                         help="another model file to score (NAME speech-* or piano-*: that corpus only)")
     parser.add_argument("--clips", type=int, default=8, help="continuations per corpus at most")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of the long continuations")
+    parser.add_argument("--takes", type=int, default=3, help="takes per clip of the long continuations")
+    parser.add_argument("--long-clips", type=int, default=3, help="test clips per corpus continued at length")
     parser.add_argument("--out", default=str(ROOT / "bench/results/audio_quality.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -112,7 +229,9 @@ def main():
 
     rng = np.random.default_rng(0)
     noise = (0.1 * rng.standard_normal(3 * 16000)).astype(np.float32)
-    sanity = {"white_noise_flatness": round(flatness(noise), 4), "white_noise_dbfs": round(dbfs(noise), 2)}
+    sanity = {"white_noise_flatness": round(flatness(noise), 4), "white_noise_dbfs": round(dbfs(noise), 2),
+              "white_noise_tonal": round(tonal_share(noise), 4),
+              "sine_tonal": round(tonal_share(np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)), 4)}
 
     result = {"settings": vars(args), "flatness_frame": FRAME, "flatness_hop": HOP, "corpora": {}}
     for corpus in CORPORA:
@@ -144,6 +263,13 @@ def main():
             "test_clips": len(test_items), "test_seconds": round(sum(map(len, test_items)) / codec.sample_rate, 1),
             "bits_per_sample": bits, "models": scored,
             "health": health(loaded, base / "test", args.clips, 1.0, 3.0, args.seed)}
+        long_clips = {f"test/{p.name}": codec.read(p) for p in audio_files(base / "test")
+                      if len(codec.read(p)) >= 3.5 * codec.sample_rate}
+        long_clips = dict(list(long_clips.items())[:args.long_clips])
+        long_clips.update({f"outside/{k}": v for k, v in outside_clips(corpus, codec.sample_rate).items()})
+        print(f"  {args.seconds:g} s continuations of 3 s primes, {args.takes} takes each:", flush=True)
+        result["corpora"][corpus]["listener"] = listener(loaded, corpus, long_clips, 3.0, args.seconds, args.takes,
+                                                         args.seed)
     result["sanity"] = sanity
     result["runtime_s"] = round(time.perf_counter() - started, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -160,6 +286,13 @@ def main():
              for k, v in r["health"].items()}
         print(f"  {corpus:<8}{h['clips']:>6}{h['prime_rms_dbfs']:>11}{h['continuation_rms_dbfs']:>10}"
               f"{h['prime_flatness']:>12}{h['continuation_flatness']:>11}{h['fraction_silent']:>8}{h['fraction_noise']:>7}")
+    print(f"\nlong continuations (3 s prime -> {args.seconds:g} s, {args.takes} takes): median flatness and tonal "
+          f"share per second, prime -> continuation; quietest second")
+    for corpus, r in result["corpora"].items():
+        for name, row in r["listener"]["clips"].items():
+            print(f"  {corpus:<8}{name:<36}{row['prime_flatness']!s:>8} -> {row['flatness']!s:<8}"
+                  f"{row['prime_tonal']!s:>8} -> {row['tonal']!s:<8}{row['quietest_dbfs']:>7} dBFS"
+                  f"  {'meets the bars' if row['meets_bars'] else 'short of the bars'}")
     print(f"  sanity: {sanity}\nwrote {args.out} in {result['runtime_s']} s")
 
 
