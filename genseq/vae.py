@@ -346,11 +346,22 @@ def largest_component(mask: np.ndarray) -> int:
     return best
 
 
+def body_mask(image: np.ndarray) -> np.ndarray:
+    """The pixels of an RGBA image that are not background: the opaque ones, or, in an image with
+    no transparency (the lecture's sprites), those unlike the commonest colour of its border."""
+    opaque = image[..., 3] >= 128
+    if not opaque.all():
+        return opaque
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])[:, :3]
+    colours, counts = np.unique(border, axis=0, return_counts=True)
+    return (image[..., :3] != colours[counts.argmax()]).any(-1)
+
+
 def is_sprite(image: np.ndarray) -> bool:
     """Whether an RGBA image reads as a sprite rather than a block or noise: 10-85% of its pixels
-    opaque, at least 4 colours, and one main body (the largest 4-connected opaque region holds
-    at least 80% of the opaque pixels)."""
-    opaque = image[..., 3] >= 128
+    body (not background, :func:`body_mask`), at least 4 colours, and one main body (the largest
+    4-connected region holds at least 80% of the body's pixels)."""
+    opaque = body_mask(image)
     share = opaque.mean()
     if not 0.10 <= share <= 0.85:
         return False

@@ -89,6 +89,9 @@ def test_sprite_test_and_sweep_figures():
     noise[::2, ::2] = 255  # scattered single pixels: no main body
     noise[::2, ::2, 0] = np.arange(64).reshape(8, 8)
     assert not is_sprite(noise)
+    on_white = disk.copy()  # the lecture's sprites: no transparency, a background colour instead
+    on_white[~inside] = (250, 250, 250, 255)
+    assert is_sprite(on_white) and not is_sprite(np.full((16, 16, 4), 250, np.uint8))
     still = sweep_figures([disk] * 9, 3)
     assert still == {"sweep_sprite_cells": 1.0, "sweep_neighbour_change": 0.0, "sweep_corner_change": 0.0,
                      "sweep_steps": 3}
