@@ -6,6 +6,7 @@ an uninterrupted run would, with no data-loader state to save.
 
 import random
 
+import numpy as np
 import torch
 
 from genseq.errors import GenseqError
@@ -21,6 +22,11 @@ def split_holdout(items: list, fraction: float, seed: int, block: int = 50) -> t
     starts = list(range(0, len(items), block))
     n_held = min(len(starts) - 1, max(1, round(fraction * len(starts))))
     held = set(random.Random(seed).sample(starts, n_held))
+    if hasattr(items, "take"):  # compact lines of text (codecs.text.Lines): views, no copies
+        out = np.zeros(len(items), bool)
+        for start in held:
+            out[start:start + block] = True
+        return items.take(np.flatnonzero(~out)), items.take(np.flatnonzero(out))
     train, valid = [], []
     for start in starts:
         (valid if start in held else train).extend(items[start:start + block])

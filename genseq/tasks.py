@@ -374,7 +374,7 @@ class VAETask(Task):
         if loaded.codec.kind == "image":
             command = f"genseq traverse -m {run} -o traverse.png"
         else:
-            a, b = (valid_items * 2)[:2]
+            a, b = valid_items[0], valid_items[min(1, len(valid_items) - 1)]
             command = f"genseq interpolate {shlex.quote(a)} {shlex.quote(b)} -m {run}"
         return {f"train_{name}": value for name, value in train.items()} | {"try": command}
 

@@ -99,3 +99,19 @@ def test_missing_and_empty_folders(tmp_path):
         read_text_corpus(tmp_path / "nope.txt")
     with pytest.raises(GenseqError, match="no .txt files"):
         read_text_corpus(tmp_path)
+
+
+def test_lines_are_compact_views_that_read_as_a_list(tmp_path):
+    from genseq.data import split_holdout
+
+    text = [f"line {i} é" for i in range(237)]
+    (tmp_path / "c.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
+    lines = read_text_corpus(tmp_path / "c.txt")
+    assert lines == text and list(lines) == text and len(lines) == 237
+    assert lines[3] == text[3] and lines[-1] == text[-1]
+    assert lines[10:20] == text[10:20] and lines[10:20][2:4] == text[12:14]
+    assert lines.take([5, 1])[1] == text[1] and lines[100:].take([0])[0] == text[100]
+    for seed in range(3):  # the same split as a list of strings gets, as views of the one buffer
+        train, valid = split_holdout(lines, 0.1, seed)
+        assert (train, valid) == split_holdout(text, 0.1, seed)
+        assert train.data is lines.data and valid.data is lines.data

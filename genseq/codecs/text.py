@@ -6,6 +6,8 @@ model file. ``char`` suits Chinese poem lines; ``unigram`` (the default) and ``b
 
 import io
 import random
+from array import array
+from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
 
@@ -32,8 +34,43 @@ def choose_tokenizer(lines) -> str:
     return "char" if cjk > 0.3 * max(1, len(sample)) else "unigram"
 
 
-def read_text_corpus(path) -> list[str]:
-    """The non-empty lines of a UTF-8 file, or of every ``.txt`` file under a folder (sorted).
+class Lines(Sequence):
+    """Lines of text held as one UTF-8 buffer and the offsets between them, a line decoded when it
+    is read: 5 million lines (a 200 MB corpus) take about 250 MB here against 540 MB as Python
+    strings. Slicing and :meth:`take` give views that share the buffer."""
+
+    def __init__(self, data: bytes | bytearray, bounds: np.ndarray, positions: np.ndarray | None = None):
+        self.data, self.bounds = data, bounds  # line i is data[bounds[i]:bounds[i + 1]]
+        self.positions = np.arange(len(bounds) - 1) if positions is None else positions
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return Lines(self.data, self.bounds, self.positions[key])
+        i = self.positions[key]
+        return self.data[self.bounds[i]:self.bounds[i + 1]].decode("utf-8")
+
+    def __iter__(self):
+        data, bounds = self.data, self.bounds
+        for i in self.positions.tolist():
+            yield data[bounds[i]:bounds[i + 1]].decode("utf-8")
+
+    def take(self, indices) -> "Lines":
+        """The lines at ``indices`` (positions in this view), as a view."""
+        return Lines(self.data, self.bounds, self.positions[np.asarray(indices, dtype=np.int64)])
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    def __repr__(self) -> str:
+        return f"Lines({len(self):,} lines)"
+
+
+def read_text_corpus(path) -> Lines:
+    """The non-empty stripped lines of a UTF-8 file, or of every ``.txt`` file under a folder
+    (sorted), as :class:`Lines`.
 
     Raises :class:`GenseqError` naming the file for a missing path, undecodable bytes or no text.
     """
@@ -43,24 +80,25 @@ def read_text_corpus(path) -> list[str]:
     files = sorted(p for p in path.rglob("*.txt") if p.is_file()) if path.is_dir() else [path]
     if not files:
         raise GenseqError(f"{path} holds no .txt files; put UTF-8 text files ending in .txt there")
-    lines = []
+    data, ends = bytearray(), array("q", [0])
     for file in files:
-        lines.extend(file_lines(file))
-    if not lines:
+        for line in file_lines(file):
+            data += line.encode("utf-8")
+            ends.append(len(data))
+    if len(ends) == 1:
         raise GenseqError(f"{path} holds no text; give a file with at least one non-empty line")
-    return lines
+    return Lines(data, np.frombuffer(ends, dtype=np.int64))  # no copy of the buffer
 
 
-def file_lines(file: Path) -> list[str]:
-    """The non-empty stripped lines of one UTF-8 file, read a line at a time so that memory holds
-    the lines, not the file's bytes and text besides (a 200 MB file would hold all three)."""
-    lines = []
+def file_lines(file: Path):
+    """The non-empty stripped lines of one UTF-8 file, one at a time, read a line at a time so
+    that memory never holds the file's bytes or text whole."""
     try:
         with open(file, encoding="utf-8") as f:
             for read in f:
                 if "\x00" in read:
                     raise GenseqError(f"{file} looks binary (it holds NUL bytes); give a UTF-8 text file")
-                lines.extend(line for line in (raw.strip() for raw in read.splitlines()) if line)
+                yield from (line for line in (raw.strip() for raw in read.splitlines()) if line)
     except UnicodeDecodeError:
         data = file.read_bytes()  # only to say where: the error's offset is within a read buffer
         try:
@@ -69,7 +107,6 @@ def file_lines(file: Path) -> list[str]:
             raise GenseqError(f"{file} is not UTF-8 text (byte {e.start} is {data[e.start]:#04x}); "
                               "convert it, e.g. iconv -f latin1 -t utf-8") from None
         raise
-    return lines
 
 
 class TextCodec(Codec):
