@@ -13,7 +13,8 @@ For each corpus (``speech``: corpora/audio/speech, ``piano``: corpora/audio/pian
     spectral flatness of the primes and of the continuations, the fraction of continuations that
     went silent (RMS of the last second < -50 dBFS) and that turned into noise (flatness > 0.5).
   - what a listener hears over longer continuations (issue 17's measure): clips primed with their
-    first 3.0 s and continued for ``--seconds`` (8 by default), ``--takes`` takes each (seed 0):
+    first 3.0 s and continued for ``--seconds`` (8 by default), ``--takes`` takes each (seed 0),
+    for each ``--top-k`` setting (by default plain sampling and the 4 likeliest mu-law levels):
     the test clips of each corpus and clips from outside it, made here (``plucked``: a Karplus-Strong
     melody of our own, ``sines``: a decaying sine melody, ``espeak``: a sentence from espeak-ng when
     it is installed). For every second of a continuation: RMS (dBFS), spectral flatness and the
@@ -147,7 +148,8 @@ BARS = {"piano": {"flatness": 0.01, "tonal": 0.9}, "speech": {"flatness": 0.015}
 QUIET_DBFS = -45.0
 
 
-def listener(loaded, corpus: str, clips: dict, prime_s: float, seconds: float, takes: int, seed: int) -> dict:
+def listener(loaded, corpus: str, clips: dict, prime_s: float, seconds: float, takes: int, seed: int,
+             **sampling) -> dict:
     """Each clip's first ``prime_s`` seconds continued ``takes`` times for ``seconds``: the medians
     of the per-second measures over every second of every take, the quietest second, and the
     prime's medians beside them."""
@@ -156,7 +158,7 @@ def listener(loaded, corpus: str, clips: dict, prime_s: float, seconds: float, t
     for name, clip in clips.items():
         prime = clip[:round(prime_s * rate)]
         t = time.perf_counter()
-        outs = continue_audio(loaded, prime, seconds, n=takes, seed=seed)
+        outs = continue_audio(loaded, prime, seconds, n=takes, seed=seed, **sampling)
         per = [sec for out in outs for sec in seconds_of(out, rate)]
         ref = seconds_of(prime, rate)
         row = {"prime_flatness": median(r["flatness"] for r in ref), "prime_tonal": median(r["tonal"] for r in ref),
@@ -171,7 +173,7 @@ def listener(loaded, corpus: str, clips: dict, prime_s: float, seconds: float, t
         rows[name] = row
         print(f"    {name:<28} flatness {row['prime_flatness']} -> {row['flatness']}, tonal {row['prime_tonal']} -> "
               f"{row['tonal']}, quietest second {row['quietest_dbfs']} dBFS ({row['wall_s']} s)", flush=True)
-    return {"prime_seconds": prime_s, "seconds": seconds, "takes": takes, "seed": seed, "clips": rows}
+    return {"prime_seconds": prime_s, "seconds": seconds, "takes": takes, "seed": seed, **sampling, "clips": rows}
 
 
 def unigram_bits(codec, train_items, test_items) -> float:
@@ -221,6 +223,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=8.0, help="length of the long continuations")
     parser.add_argument("--takes", type=int, default=3, help="takes per clip of the long continuations")
     parser.add_argument("--long-clips", type=int, default=3, help="test clips per corpus continued at length")
+    parser.add_argument("--top-k", type=lambda text: [int(k) for k in text.split(",")], default=[0, 4],
+                        help="the long continuations' top-k settings, comma-separated (0: off) [default: 0,4]")
     parser.add_argument("--out", default=str(ROOT / "bench/results/audio_quality.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -267,9 +271,12 @@ def main():
                       if len(codec.read(p)) >= 3.5 * codec.sample_rate}
         long_clips = dict(list(long_clips.items())[:args.long_clips])
         long_clips.update({f"outside/{k}": v for k, v in outside_clips(corpus, codec.sample_rate).items()})
-        print(f"  {args.seconds:g} s continuations of 3 s primes, {args.takes} takes each:", flush=True)
-        result["corpora"][corpus]["listener"] = listener(loaded, corpus, long_clips, 3.0, args.seconds, args.takes,
-                                                         args.seed)
+        result["corpora"][corpus]["listener"] = {}
+        for k in args.top_k:
+            print(f"  {args.seconds:g} s continuations of 3 s primes, {args.takes} takes each, top-k {k or 'off'}:",
+                  flush=True)
+            result["corpora"][corpus]["listener"][f"top_k={k}"] = listener(
+                loaded, corpus, long_clips, 3.0, args.seconds, args.takes, args.seed, top_k=k)
     result["sanity"] = sanity
     result["runtime_s"] = round(time.perf_counter() - started, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -289,10 +296,11 @@ def main():
     print(f"\nlong continuations (3 s prime -> {args.seconds:g} s, {args.takes} takes): median flatness and tonal "
           f"share per second, prime -> continuation; quietest second")
     for corpus, r in result["corpora"].items():
-        for name, row in r["listener"]["clips"].items():
-            print(f"  {corpus:<8}{name:<36}{row['prime_flatness']!s:>8} -> {row['flatness']!s:<8}"
-                  f"{row['prime_tonal']!s:>8} -> {row['tonal']!s:<8}{row['quietest_dbfs']:>7} dBFS"
-                  f"  {'meets the bars' if row['meets_bars'] else 'short of the bars'}")
+        for setting, run in r["listener"].items():
+            for name, row in run["clips"].items():
+                print(f"  {corpus:<8}{setting:<9}{name:<36}{row['prime_flatness']!s:>8} -> {row['flatness']!s:<8}"
+                      f"{row['prime_tonal']!s:>8} -> {row['tonal']!s:<8}{row['quietest_dbfs']:>7} dBFS"
+                      f"  {'meets the bars' if row['meets_bars'] else 'short of the bars'}")
     print(f"  sanity: {sanity}\nwrote {args.out} in {result['runtime_s']} s")
 
 

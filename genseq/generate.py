@@ -16,7 +16,7 @@ class Autoregressive(Protocol):
     an LSTM's pair, a dataclass); only the model's own methods look inside it."""
 
     prime_once: bool  # a prime shared by the batch may run once for all, its state then copied
-    sample_fast: Any  # None, or a method that draws plain temperature samples faster than step
+    sample_fast: Any  # None, or a method that draws temperature and top-k samples faster than step
 
     def parameters(self): ...
 
@@ -75,9 +75,9 @@ def generate(model: Autoregressive, prime, steps: int, *, batch: int = 1, temper
     progress: optional callable given the number of tokens done after each step (progress bars).
     prime_progress: optional callable given the number of prime tokens read (a long audio prime).
     Returns the generated ids, (B, steps), without the prime. Same seed, same device: same output.
-    A model with a ``sample_fast`` method (the frame model) samples plain temperature draws
+    A model with a ``sample_fast`` method (the frame model) samples temperature and top-k draws
     through it, sharing the takes out among ``workers`` processes (default: one per CPU core);
-    top-k and top-p take the general step-by-step path. ``model`` meets :class:`Autoregressive`.
+    top-p takes the general step-by-step path. ``model`` meets :class:`Autoregressive`.
     """
     model.eval()
     device = next(model.parameters()).device
@@ -93,8 +93,8 @@ def generate(model: Autoregressive, prime, steps: int, *, batch: int = 1, temper
             prime = prime.unsqueeze(0).expand(batch, -1)
         logits, state = model.prime(prime, progress=prime_progress)
         logits = logits[:, -1]
-    if model.sample_fast is not None and top_k == 0 and top_p == 1.0 and stop_id is None:
-        return model.sample_fast(logits, state, steps, temperature, seed, progress, workers).to(device)
+    if model.sample_fast is not None and top_p == 1.0 and stop_id is None:
+        return model.sample_fast(logits, state, steps, temperature, seed, progress, workers, top_k).to(device)
     out = torch.empty(logits.size(0), steps, dtype=torch.long, device=device)
     finished = torch.zeros(logits.size(0), dtype=torch.bool, device=device)
     for t in range(steps):

@@ -18,9 +18,10 @@ from genseq.workers import available_cpus, run_forked
 
 @torch.inference_mode()
 def sample_frames(model, logits: torch.Tensor, state, steps: int, temperature: float, seed: int | None,
-                  progress=None, workers: int | None = None) -> torch.Tensor:
+                  progress=None, workers: int | None = None, top_k: int = 0) -> torch.Tensor:
     """``steps`` tokens after a primed ``state`` (whose next-token logits are ``logits``),
-    sampled exactly by Gumbel-max at ``temperature`` (0: greedy). Returns (B, steps) ids.
+    sampled exactly by Gumbel-max at ``temperature`` (0: greedy), from the ``top_k`` likeliest
+    tokens of each step when given (0: all). Returns (B, steps) ids.
 
     Args:
         model: a :class:`~genseq.models.frame.FrameLM`.
@@ -50,7 +51,7 @@ def sample_frames(model, logits: torch.Tensor, state, steps: int, temperature: f
     shares = np.array_split(np.arange(B), max(1, min(B, workers or available_cpus())))
     logits = _np(logits)
     jobs = [(lambda report, i=index: sample_share(model, weights, logits[i], state.rows(i), steps, temperature,
-                                                  [streams[k] for k in i], report))
+                                                  [streams[k] for k in i], report, top_k))
             for index in shares]
     tokens = np.concatenate(run_forked(jobs, progress), axis=1)
     if progress is not None:
@@ -60,7 +61,7 @@ def sample_frames(model, logits: torch.Tensor, state, steps: int, temperature: f
 
 
 def sample_share(model, w: "FastWeights", logits: np.ndarray, state, steps: int, temperature: float,
-                 streams: list, progress=None) -> np.ndarray:
+                 streams: list, progress=None, top_k: int = 0) -> np.ndarray:
     """The sampling loop for some takes: their tokens, (steps, takes), as small integers."""
     Fr, K = model.frame, model.history_len
     B, V = state.history.shape[0], model.config.vocab_size
@@ -92,6 +93,8 @@ def sample_share(model, w: "FastWeights", logits: np.ndarray, state, steps: int,
             j = i % Fr
             if j == 0:
                 noise = draw_noise()  # a frame's noise at once
+            if 0 < top_k < V and temperature > 0:
+                keep_top(scores, w.b2, top_k)
             scores += noise[j]
             scores.argmax(-1, out=tokens[K + i])
             if i + 1 == steps:
@@ -112,6 +115,15 @@ def sample_share(model, w: "FastWeights", logits: np.ndarray, state, steps: int,
             scores = head(h)
             t += 1
     return tokens[K:].astype(np.uint16 if V <= 1 << 16 else np.int64)  # small through a pipe
+
+
+def keep_top(scores: np.ndarray, bias: np.ndarray, k: int) -> None:
+    """Rule out, in place, every token of each row of ``scores`` (B, V) but the ``k`` whose
+    ``scores + bias`` (the scaled logits) are highest (ties at the k-th all stay, as
+    :func:`genseq.generate.filter_logits` keeps them)."""
+    logits = scores + bias
+    kth = np.partition(logits, -k, axis=-1)[:, -k, None]
+    scores[logits < kth] = -np.inf
 
 
 def gumbel(bits: list, frames: int, V: int) -> np.ndarray:

@@ -51,3 +51,23 @@ def test_page_renders_in_headless_chromium(demo_dir, tmp_path):
                     "--window-size=1100,2400", f"--screenshot={shot}", url],
                    capture_output=True, timeout=120)
     assert shot.stat().st_size > 50_000
+
+
+def test_the_piano_command_on_the_page_makes_the_same_continuation(demo_dir, tmp_path, monkeypatch):
+    """The page's command for the 8-second piano continuation (top-k 4), run in the demo folder,
+    writes the very file the page plays."""
+    import html
+    import shlex
+
+    import soundfile as sf
+
+    page = (demo_dir / "index.html").read_text(encoding="utf-8")
+    command = html.unescape(re.search(r"<code>(genseq continue \S+ -m piano [^<]+)</code>", page).group(1))
+    assert "--seconds 8 --top-k 4" in command
+    args = shlex.split(command)[1:]
+    target = args[args.index("-o") + 1]
+    args[args.index("-o") + 1] = str(tmp_path / target)
+    monkeypatch.chdir(demo_dir)
+    assert run(*args).exit_code == 0
+    made, shown = sf.read(tmp_path / target)[0], sf.read(demo_dir / target)[0]
+    assert len(made) == len(shown) and (made == shown).all()

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from genseq.generate import generate
+from genseq.generate import filter_logits, generate
 from genseq.models import FrameConfig, FrameLM
 
 
@@ -115,6 +115,24 @@ def test_sampling_matches_the_model_distribution():
         assert (observed - expected).abs().max() < 0.03
 
 
+def test_top_k_draws_follow_the_truncated_distribution_on_the_fast_path():
+    """The fast sampler's top-k draws only the k likeliest tokens, in their renormalised
+    proportions, at the first token and at every later one (checked by teacher forcing)."""
+    m = model()
+    prime = torch.tensor([3, 4, 5])
+    logits, _ = m(prime[None])
+    draws = generate(m, prime, 1, batch=4000, temperature=1.0, top_k=3, seed=0)[:, 0]
+    expected = filter_logits(logits[0, -1:], top_k=3).softmax(-1)[0]
+    observed = torch.bincount(draws, minlength=20).float() / 4000
+    assert (observed - expected).abs().max() < 0.03 and observed[expected == 0].sum() == 0
+    takes = generate(m, prime, 60, batch=3, temperature=1.0, top_k=2, seed=1)
+    full = torch.cat([prime.expand(3, -1), takes], 1)
+    forced, _ = m(full[:, :-1])
+    ranks = (forced[:, 2:] > forced[:, 2:].gather(-1, full[:, 3:, None])).sum(-1)
+    assert ranks.max() < 2  # each token is one of the two likeliest given its history
+    assert not torch.equal(takes[0], takes[1])
+
+
 def test_a_take_is_the_same_whatever_the_workers_and_the_takes_beside_it():
     """Each take has its own noise stream, so takes shared out among forked workers are the
     takes of one process, and take 0 of four is the single take of the same seed."""
@@ -127,6 +145,7 @@ def test_a_take_is_the_same_whatever_the_workers_and_the_takes_beside_it():
     assert torch.equal(alone, shared)
     assert torch.equal(single[0], alone[0])
     assert len({tuple(row) for row in alone.tolist()}) == 4
+    assert torch.equal(m.sample_fast(**four, workers=1, top_k=3), m.sample_fast(**four, workers=3, top_k=3))
 
 
 def test_a_failing_worker_is_reported():

@@ -261,6 +261,6 @@ class FrameLM(nn.Module):
         return total, count
 
     def sample_fast(self, logits: torch.Tensor, state: FrameState, steps: int, temperature: float,
-                    seed: int | None, progress=None, workers: int | None = None) -> torch.Tensor:
+                    seed: int | None, progress=None, workers: int | None = None, top_k: int = 0) -> torch.Tensor:
         """``steps`` tokens after a primed ``state`` by :func:`genseq.sampler.sample_frames`."""
-        return sample_frames(self, logits, state, steps, temperature, seed, progress, workers)
+        return sample_frames(self, logits, state, steps, temperature, seed, progress, workers, top_k)
