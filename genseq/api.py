@@ -73,6 +73,11 @@ class Model(Loaded):
     def __repr__(self) -> str:
         return f"genseq.Model({str(self.path)!r}, task={self.task!r}, kind={self.kind!r})"
 
+    def top_k(self, given: int | None = None) -> int:
+        """``given``, or the model's own top-k (the model file's ``sampling``, which ``genseq
+        export --top-k`` stores: the piano's is 4), else 0 (every token)."""
+        return given if given is not None else int(self.record.get("sampling", {}).get("top_k", 0))
+
     def require(self, job: str, task: str | None = None, kinds: tuple[str, ...] = ("text", "audio", "image")) -> None:
         """Refuse ``job`` (a command's name) unless this is a ``task`` model of one of ``kinds``."""
         if (task is None or self.task == task) and self.kind in kinds:
@@ -91,7 +96,7 @@ class Model(Loaded):
     # -- every kind ----------------------------------------------------------------------------
     def sample(self, n: int | None = None, *, seconds: float = 4.0, prompt: str | None = None,
                max_tokens: int = 200, decode: str = "greedy", beam: int = 5, temperature: float = 1.0,
-               top_k: int = 0, top_p: float = 1.0, seed: int | None = None, progress: bool = False):
+               top_k: int | None = None, top_p: float = 1.0, seed: int | None = None, progress: bool = False):
         """Draw from the model.
 
         Returns:
@@ -100,7 +105,7 @@ class Model(Loaded):
             audio: ``(waves, rate)``, waves float32 of shape (n, seconds * rate), n default 1;
             images: ``n`` PIL images (default 16), drawn pixel by pixel or decoded from the prior.
         """
-        sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        sampling = dict(temperature=temperature, top_k=self.top_k(top_k), top_p=top_p, seed=seed)
         if self.kind == "audio":
             return self._audio(None, seconds, n or 1, progress, sampling)
         if self.task == "vae":
@@ -135,7 +140,7 @@ class Model(Loaded):
 
     # -- audio -----------------------------------------------------------------------------------
     def continue_(self, clip, seconds: float = 4.0, n: int = 1, *, rate: int | None = None,
-                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
+                  temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0, seed: int | None = None,
                   progress: bool = False, warn=None) -> tuple[np.ndarray, int]:
         """``n`` continuations of ``clip``: a WAV, FLAC or OGG path, or a float array (samples,) at
         ``rate`` (default: the model's), resampled and mixed to mono as a file would be.
@@ -146,7 +151,7 @@ class Model(Loaded):
         """
         self.require("continue", "lm", ("audio",))
         wave = self.read_clip(clip, rate, warn)
-        sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        sampling = dict(temperature=temperature, top_k=self.top_k(top_k), top_p=top_p, seed=seed)
         return self._audio(wave, seconds, n, progress, sampling)
 
     def read_clip(self, clip, rate: int | None = None, warn=None) -> np.ndarray:
@@ -176,12 +181,12 @@ class Model(Loaded):
         palette; an RGBA array (H, W, 4)."""
         return self.codec.decode(self.codec.encode(as_rgba(image)))
 
-    def complete(self, image, keep: float = 0.5, n: int = 8, *, temperature: float = 1.0, top_k: int = 0,
+    def complete(self, image, keep: float = 0.5, n: int = 8, *, temperature: float = 1.0, top_k: int | None = None,
                  top_p: float = 1.0, seed: int | None = None, progress: bool = False) -> list:
         """``n`` PIL images that keep the top ``keep`` of ``image``'s rows and draw the rest."""
         self.require("complete", "lm", ("image",))
         done = tasks.complete_image(self, self.as_seen(image), keep, n, temperature=temperature,
-                                       top_k=top_k, top_p=top_p, seed=seed, progress=progress)
+                                       top_k=self.top_k(top_k), top_p=top_p, seed=seed, progress=progress)
         return [to_pil(item) for item in done]
 
     def kept_rows(self, keep: float) -> int:
@@ -218,7 +223,7 @@ class Model(Loaded):
     # -- sentence VAE ------------------------------------------------------------------------------
     def interpolate(self, a, b, steps: int = 8, *, slerp: bool = False,
                     refine: int = vae.REFINE_STEPS, decode: str = "greedy", beam: int = 5,
-                    temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
+                    temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0, seed: int | None = None,
                     warn=None) -> list:
         """The items decoded at ``steps`` evenly spaced points on the path from a's code to b's
         (refined posterior means; ``slerp`` walks the great circle): lines of a sentence VAE, or
@@ -229,18 +234,18 @@ class Model(Loaded):
             a, b = self.drawn_size(a), self.drawn_size(b)
         path = vae.interpolate(self, a, b, steps, spherical=slerp, warn=warn or (lambda message: None),
                                refine=refine, decode=decode, beam=beam, temperature=temperature,
-                               top_k=top_k, top_p=top_p, seed=seed)
+                               top_k=self.top_k(top_k), top_p=top_p, seed=seed)
         return [to_pil(item) if self.kind == "image" else item for _, item in path]
 
     def reconstruct(self, lines: list[str], *, refine: int = vae.REFINE_STEPS, decode: str = "greedy",
-                    beam: int = 5, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                    beam: int = 5, temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0,
                     seed: int | None = None, warn=None) -> list[str]:
         """Each line encoded (its refined posterior mean) and decoded back."""
         self.require("reconstruct", "vae", ("text",))
         if isinstance(lines, str):
             lines = [lines]
         return vae.reconstruct(self, list(lines), warn=warn or (lambda message: None), refine=refine,
-                               decode=decode, beam=beam, temperature=temperature, top_k=top_k, top_p=top_p,
+                               decode=decode, beam=beam, temperature=temperature, top_k=self.top_k(top_k), top_p=top_p,
                                seed=seed)
 
     def refit(self, corpus, *, steps: int = 1000, lr: float = vae.REFIT_LR, batch_size: int = 128,

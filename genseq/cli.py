@@ -69,8 +69,9 @@ def stack(*decorators):
 sampling_options = stack(
         click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
                      help="Softmax temperature; 0 means greedy."),
-        click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Sample only from the k most likely tokens (0: all)."),
+        click.option("--top-k", type=click.IntRange(min=0), default=None,
+                     help="Sample only from the k most likely tokens (0: all) [default: the model's own, "
+                          "else 0; the piano's is 4]."),
         click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0,
                      show_default=True, help="Nucleus sampling: the smallest set with this much probability."),
         click.option("--seed", type=int, default=None, help="Seed for reproducible samples."),
@@ -605,8 +606,11 @@ def models(as_json):
 @click.option("--valid", "valid_path", type=click.Path(path_type=Path), default=None,
               help="Score MODEL on this held-out corpus as training validates, and store those "
                    "scores (what genseq models shows) in place of the training run's.")
-def export_command(source, target, precision, valid_path):
+@click.option("--top-k", type=click.IntRange(min=0), default=None,
+              help="Store this as the model's own --top-k, which sampling uses unless told otherwise "
+                   "(0: every token) [default: keep MODEL's].")
+def export_command(source, target, precision, valid_path, top_k):
     """Write MODEL (file, run folder or name) as one shareable model file, weights only."""
     valid = None if valid_path is None else load(source, "cpu").evaluate(valid_path, iw_samples=0, refine=0)
-    size = export_model(source, target, precision, valid)
+    size = export_model(source, target, precision, valid, sampling=None if top_k is None else {"top_k": top_k})
     click.echo(f"wrote {target} ({size / 1e6:.1f} MB)", err=True)

@@ -215,3 +215,22 @@ def test_an_audio_models_frame_length(tmp_path, audio_folder, sprite_folder, cor
         result = run("train", "lm", corpus, "-o", tmp_path / "r", *args)
         assert result.exit_code == 1 and message in result.output, (args, result.output)
         assert "Traceback" not in result.output and not (tmp_path / "r").exists()
+
+
+def test_a_model_samples_with_its_own_top_k_unless_told(tmp_path, tiny_audio_run):
+    """genseq export --top-k stores how the model samples; continue and sample use it unless
+    --top-k is given (the shipped piano's is 4)."""
+    exported = tmp_path / "k2.pt"
+    assert run("export", tiny_audio_run, exported, "--top-k", 2).exit_code == 0
+    assert genseq.load(exported, "cpu").top_k() == 2 and genseq.load(tiny_audio_run, "cpu").top_k() == 0
+    assert genseq.load("piano", "cpu").top_k() == 4
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, (0.3 * np.sin(np.arange(4000) / 5)).astype(np.float32), 8000)
+    takes = {}
+    for name, flags in [("own", []), ("two", ["--top-k", 2]), ("all", ["--top-k", 0])]:
+        out = tmp_path / f"{name}.wav"
+        result = run("continue", clip, "-m", exported, "--seconds", 0.2, "--seed", 3, "--no-prime", "-o", out, *flags)
+        assert result.exit_code == 0, result.output
+        takes[name] = sf.read(out)[0]
+    assert np.array_equal(takes["own"], takes["two"]) and not np.array_equal(takes["own"], takes["all"])
+    assert "the model's own" in run("continue", "--help").output
