@@ -14,7 +14,8 @@ For each corpus (``speech``: corpora/audio/speech, ``piano``: corpora/audio/pian
     went silent (RMS of the last second < -50 dBFS) and that turned into noise (flatness > 0.5).
   - what a listener hears over longer continuations (issue 17's measure): clips primed with their
     first 3.0 s and continued for ``--seconds`` (8 by default), ``--takes`` takes each (seed 0),
-    for each ``--top-k`` setting (by default plain sampling and the 4 likeliest mu-law levels):
+    for each ``--sampling`` setting (by default plain sampling and the 4 likeliest mu-law levels;
+    ``wall_s`` is each clip's 3 takes, primes included, on the machine's cores):
     the test clips of each corpus and clips from outside it, made here (``plucked``: a Karplus-Strong
     melody of our own, ``sines``: a decaying sine melody, ``espeak``: a sentence from espeak-ng when
     it is installed). For every second of a continuation: RMS (dBFS), spectral flatness and the
@@ -26,6 +27,8 @@ Spectral flatness: geometric over arithmetic mean of the power spectrum of 512-s
 (hann window, hop 256), averaged over frames whose RMS is above -60 dBFS (NaN when none is). White
 noise measures ~0.56 (exp(-Euler's gamma)); the script measures it too, raw and through mu-law.
 Run: OMP_NUM_THREADS=1 python bench/audio_quality.py [--extra speech-gru=/path/to/model.pt]
+     python bench/audio_quality.py --corpora piano --sampling top_p=0.7 temperature=0.7 top_k=3 \
+         --out bench/results/audio_sampling.json   # the other samplers of docs/results.md
 """
 
 import os
@@ -50,6 +53,7 @@ from common import ROOT, make_parser
 CORPORA = ("speech", "piano")
 FRAME, HOP = 512, 256
 ACTIVE_DBFS = -60.0  # frames quieter than this are left out of the flatness average
+TONAL_TOP = 0.05  # the strongest 5% of a frame's frequency bins
 SILENT_DBFS, NOISE_FLATNESS = -50.0, 0.5
 
 
@@ -59,10 +63,18 @@ def dbfs(x: np.ndarray) -> float:
 
 def flatness(x: np.ndarray) -> float:
     """Mean spectral flatness over the frames with non-negligible energy (NaN if none)."""
-    power = active_spectra(x)
+    return spectral(active_spectra(x))[0]
+
+
+def spectral(power: np.ndarray) -> tuple[float, float]:
+    """(flatness, tonal share) of power spectra (frames, bins), averaged over the frames (NaN for
+    none). The tonal share is the part of a frame's energy in its strongest 5% of bins: near 1
+    for a few steady partials, about 0.2 for white noise."""
     if not len(power):
-        return float("nan")
-    return float(np.mean(np.exp(np.mean(np.log(power), 1)) / np.mean(power, 1)))
+        return float("nan"), float("nan")
+    top = max(1, round(TONAL_TOP * power.shape[1]))
+    return (float(np.mean(np.exp(np.mean(np.log(power), 1)) / np.mean(power, 1))),
+            float(np.mean(np.sort(power, 1)[:, -top:].sum(1) / power.sum(1))))
 
 
 def active_spectra(x: np.ndarray) -> np.ndarray:
@@ -74,23 +86,18 @@ def active_spectra(x: np.ndarray) -> np.ndarray:
     return np.abs(np.fft.rfft(frames[active] * np.hanning(FRAME), axis=1)) ** 2 + 1e-20
 
 
-TONAL_TOP = 0.05  # the strongest 5% of a frame's frequency bins
-
-
 def tonal_share(x: np.ndarray) -> float:
-    """The mean share of an active frame's energy in its strongest 5% of bins (NaN if none):
-    near 1 for a few steady partials, about 0.2 for white noise."""
-    power = active_spectra(x)
-    if not len(power):
-        return float("nan")
-    top = max(1, round(TONAL_TOP * power.shape[1]))
-    return float(np.mean(np.sort(power, 1)[:, -top:].sum(1) / power.sum(1)))
+    """The mean share of an active frame's energy in its strongest 5% of bins (NaN if none)."""
+    return spectral(active_spectra(x))[1]
 
 
 def seconds_of(x: np.ndarray, rate: int) -> list[dict]:
-    """RMS, flatness and tonal share of each whole second of ``x``."""
-    return [{"dbfs": dbfs(x[i:i + rate]), "flatness": flatness(x[i:i + rate]), "tonal": tonal_share(x[i:i + rate])}
-            for i in range(0, len(x) - rate + 1, rate)]
+    """RMS, flatness and tonal share of each whole second of ``x`` (one set of spectra each)."""
+    rows = []
+    for i in range(0, len(x) - rate + 1, rate):
+        flat, tonal = spectral(active_spectra(x[i:i + rate]))
+        rows.append({"dbfs": dbfs(x[i:i + rate]), "flatness": flat, "tonal": tonal})
+    return rows
 
 
 def karplus_strong(rate: int, notes: list[float], beat: float = 0.375, seed: int = 0) -> np.ndarray:
@@ -214,6 +221,12 @@ def health(loaded, folder: Path, clips: int, prime_s: float, seconds: float, see
     }
 
 
+def sampling_setting(text: str) -> tuple[str, dict]:
+    """``top_p=0.7`` or ``temperature=0.7,top_k=4`` -> (the text, the continue_audio options)."""
+    options = dict(part.split("=", 1) for part in text.split(","))
+    return text, {k: int(v) if k == "top_k" else float(v) for k, v in options.items()}
+
+
 def main():
     parser = make_parser(__doc__)
     parser.add_argument("--extra", action="append", default=[], metavar="NAME=PATH",
@@ -223,8 +236,11 @@ def main():
     parser.add_argument("--seconds", type=float, default=8.0, help="length of the long continuations")
     parser.add_argument("--takes", type=int, default=3, help="takes per clip of the long continuations")
     parser.add_argument("--long-clips", type=int, default=3, help="test clips per corpus continued at length")
-    parser.add_argument("--top-k", type=lambda text: [int(k) for k in text.split(",")], default=[0, 4],
-                        help="the long continuations' top-k settings, comma-separated (0: off) [default: 0,4]")
+    parser.add_argument("--sampling", type=sampling_setting, nargs="+", default=[("top_k=0", {"top_k": 0}),
+                                                                               ("top_k=4", {"top_k": 4})],
+                        help="the long continuations' samplers, each NAME=VALUE[,NAME=VALUE] of temperature, "
+                             "top_k, top_p [default: top_k=0 top_k=4]")
+    parser.add_argument("--corpora", nargs="+", choices=CORPORA, default=list(CORPORA))
     parser.add_argument("--out", default=str(ROOT / "bench/results/audio_quality.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -238,7 +254,7 @@ def main():
               "sine_tonal": round(tonal_share(np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)), 4)}
 
     result = {"settings": vars(args), "flatness_frame": FRAME, "flatness_hop": HOP, "corpora": {}}
-    for corpus in CORPORA:
+    for corpus in args.corpora:
         base = ROOT / "corpora/audio" / corpus
         loaded = load_model(corpus)
         codec = loaded.codec
@@ -272,11 +288,10 @@ def main():
         long_clips = dict(list(long_clips.items())[:args.long_clips])
         long_clips.update({f"outside/{k}": v for k, v in outside_clips(corpus, codec.sample_rate).items()})
         result["corpora"][corpus]["listener"] = {}
-        for k in args.top_k:
-            print(f"  {args.seconds:g} s continuations of 3 s primes, {args.takes} takes each, top-k {k or 'off'}:",
-                  flush=True)
-            result["corpora"][corpus]["listener"][f"top_k={k}"] = listener(
-                loaded, corpus, long_clips, 3.0, args.seconds, args.takes, args.seed, top_k=k)
+        for name, sampling in args.sampling:
+            print(f"  {args.seconds:g} s continuations of 3 s primes, {args.takes} takes each, {name}:", flush=True)
+            result["corpora"][corpus]["listener"][name] = listener(
+                loaded, corpus, long_clips, 3.0, args.seconds, args.takes, args.seed, **sampling)
     result["sanity"] = sanity
     result["runtime_s"] = round(time.perf_counter() - started, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -459,15 +459,16 @@ def interpolate_command(first, second, model_spec, steps, slerp, refine, decode,
     """Decode the latent path between two lines into a row of lines (a sentence VAE), or between
     two images (FIRST and SECOND image files) into a row of images (an image VAE)."""
     model = load(model_spec, device)
-    pictures = [Path(arg) for arg in (first, second) if Path(arg).suffix.lower() in IMAGE_SUFFIXES]
     if model.kind == "image":
         check_output(out)
-        items = model.interpolate(first, second, steps, slerp=slerp, refine=refine, decode=decode, beam=beam,
+        ends = [model.drawn_size(path) for path in (first, second)]
+        items = model.interpolate(*ends, steps, slerp=slerp, refine=refine, decode=decode, beam=beam,
                                   temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-        ends = [model.as_seen(model.drawn_size(path)) for path in (first, second)]
-        write_png(out, grid([ends[0], *(np.asarray(item) for item in items), ends[1]], columns=steps + 2))
+        row = [model.as_seen(ends[0]), *(np.asarray(item) for item in items), model.as_seen(ends[1])]
+        write_png(out, grid(row, columns=steps + 2))
         click.echo(f"wrote {out}: {first} (given), {steps} images on the path, {second} (given)", err=True)
         return
+    pictures = [Path(arg) for arg in (first, second) if Path(arg).suffix.lower() in IMAGE_SUFFIXES]
     if len(pictures) == 2 and all(path.is_file() for path in pictures):
         raise GenseqError(f"{first} and {second} are images but {model_spec} is a VAE of lines; give two "
                           "lines, or an image VAE with -m (e.g. -m sprites-vae)")

@@ -21,16 +21,12 @@ def split_holdout(items: list, fraction: float, seed: int, block: int = 50) -> t
     block = max(1, min(block, len(items) // 20))
     starts = list(range(0, len(items), block))
     n_held = min(len(starts) - 1, max(1, round(fraction * len(starts))))
-    held = set(random.Random(seed).sample(starts, n_held))
-    if hasattr(items, "take"):  # compact lines of text (codecs.text.Lines): views, no copies
-        out = np.zeros(len(items), bool)
-        for start in held:
-            out[start:start + block] = True
-        return items.take(np.flatnonzero(~out)), items.take(np.flatnonzero(out))
-    train, valid = [], []
-    for start in starts:
-        (valid if start in held else train).extend(items[start:start + block])
-    return train, valid
+    held = np.zeros(len(items), bool)
+    for start in random.Random(seed).sample(starts, n_held):
+        held[start:start + block] = True
+    # compact lines of text (codecs.text.Lines) give views that share their buffer, no copies
+    take = items.take if hasattr(items, "take") else (lambda indices: [items[i] for i in indices.tolist()])
+    return take(np.flatnonzero(~held)), take(np.flatnonzero(held))
 
 
 def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
@@ -87,9 +83,7 @@ class ItemBatches:
         picks = torch.randint(len(self.sequences), (self.batch_size,), generator=generator)
         batch = pad_sequences([self.sequences[i] for i in picks.tolist()], self.bos, self.eos)
         if self.flip_width:
-            mirror = torch.rand(self.batch_size, generator=generator) < 0.5
-            pixels = batch[mirror, 1:-1]
-            batch[mirror, 1:-1] = pixels.view(len(pixels), -1, self.flip_width).flip(-1).flatten(1)
+            mirror_half(batch, slice(1, -1), self.flip_width, generator)
         return batch
 
 
@@ -114,7 +108,13 @@ class ImageBatches:
         picks = torch.randint(len(self.items), (self.batch_size,), generator=generator)
         batch = self.items[picks].clone()
         if self.flip:
-            mirror = torch.rand(self.batch_size, generator=generator) < 0.5
-            pixels = batch[mirror, 1:].view(-1, self.height, self.width)
-            batch[mirror, 1:] = pixels.flip(-1).flatten(1)
+            mirror_half(batch, slice(1, None), self.width, generator)
         return batch
+
+
+def mirror_half(batch: torch.Tensor, pixels: slice, width: int, generator: torch.Generator) -> None:
+    """Mirror left to right, in place, the images of about half the rows of ``batch`` (B, T), each
+    row's ``pixels`` columns an image ``width`` pixels wide in raster order."""
+    mirror = torch.rand(len(batch), generator=generator) < 0.5
+    images = batch[mirror, pixels]
+    batch[mirror, pixels] = images.view(len(images), -1, width).flip(-1).flatten(1)

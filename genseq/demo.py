@@ -23,10 +23,10 @@ from genseq.store import atomic_path, shipped_models
 INPUTS = Path(__file__).resolve().parent / "demo_inputs"  # written by corpora/demo_inputs.py
 POEM_PAIRS = [("床前明月光", "春眠不觉晓"), ("白日依山尽", "处处闻啼鸟")]
 VERSE_PAIRS = [("Shall I compare thee to a summer's day", "Now is the winter of our discontent")]
-# (model, clip in demo_inputs/ cut from a test clip of its corpus, seconds to continue it, sampling):
-# the piano draws from its 4 likeliest levels, which keeps its notes out of hiss (bench/audio_quality.py)
-CLIPS = [("speech", "speech_conf-leaderhasleft.wav", 2.5, {}), ("speech", "speech_queue-callswaiting.wav", 2.5, {}),
-         ("piano", "piano_bwv287.wav", 8.0, {"top_k": 4})]
+# (model, clip in demo_inputs/ cut from a test clip of its corpus, seconds to continue it); each
+# model samples as its file says (the piano from its 4 likeliest levels), and the page shows that flag
+CLIPS = [("speech", "speech_conf-leaderhasleft.wav", 2.5), ("speech", "speech_queue-callswaiting.wav", 2.5),
+         ("piano", "piano_bwv287.wav", 8.0)]
 SPRITES = ["animals__death_yak.png", "fungi_plants__treant.png", "dragons__storm_dragon.png"]
 SEED = 0
 
@@ -63,7 +63,7 @@ def job_interpolations(out: Path, page: Page) -> None:
 
 
 def job_audio(out: Path, page: Page) -> None:
-    for i, (name, clip, seconds, sampling) in enumerate(CLIPS):
+    for i, (name, clip, seconds) in enumerate(CLIPS):
         model = load(name, "cpu")
         stem = f"continue_{i}_{name}"
         # the clip written and read back, so that the command below, run in the demo folder, makes
@@ -71,12 +71,12 @@ def job_audio(out: Path, page: Page) -> None:
         rate = model.codec.sample_rate
         write_wav(out / f"{stem}_prime.wav", model.read_clip(INPUTS / clip), rate)
         prime = model.read_clip(out / f"{stem}_prime.wav")
-        waves, rate = model.continue_(prime, seconds, 1, seed=SEED, **sampling)
+        waves, rate = model.continue_(prime, seconds, 1, seed=SEED)
         full = np.concatenate([prime, waves[0]])
         write_wav(out / f"{stem}.wav", full, rate)
         write_png(out / f"{stem}.png", audio_picture(full, rate, len(prime)))
         keep = len(prime) / rate
-        flags = "".join(f" --{key.replace('_', '-')} {value}" for key, value in sampling.items())
+        flags = f" --top-k {model.top_k()}" if model.top_k() else ""  # the model's own, said aloud
         body = (f'<p>prime ({keep:.2g} s): <audio controls preload="auto" src="{stem}_prime.wav"></audio> '
                 f'prime + continuation: <audio controls preload="auto" src="{stem}.wav"></audio></p>'
                 f'<img src="{stem}.png" alt="waveform and spectrogram of {stem}">')
@@ -120,9 +120,10 @@ def job_traverse(out: Path, page: Page) -> None:
     a, b = SPRITES[0], SPRITES[-1]
     for name in (a, b):
         shutil.copy(INPUTS / name, out / name)
-    path = model.interpolate(out / a, out / b, 8)
-    ends = [model.as_seen(out / name) for name in (a, b)]
-    write_png(out / "interpolation.png", grid([ends[0], *map(np.asarray, path), ends[1]], columns=10))
+    ends = [model.drawn_size(out / name) for name in (a, b)]
+    path = model.interpolate(*ends, 8)
+    row = [model.as_seen(ends[0]), *map(np.asarray, path), model.as_seen(ends[1])]
+    write_png(out / "interpolation.png", grid(row, columns=10))
     page.add(f"Interpolate between two test sprites: {a} and {b}",
              '<img src="interpolation.png" alt="a row of sprites between two">',
              f"genseq interpolate {a} {b} -m sprites-vae -o interpolation.png",

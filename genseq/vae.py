@@ -15,7 +15,7 @@ from genseq.codecs.base import BOS, EOS
 from genseq.codecs.text import TextCodec
 from genseq.data import pad_sequences
 from genseq.errors import GenseqError
-from genseq.generate import beam_search, filter_logits, generate
+from genseq.generate import beam_search, generate, sample_next
 from genseq.models.vae import LatentDecoder, SequenceVAE, gaussian_kl, gaussian_log_density, reparameterize
 from genseq.store import Loaded
 
@@ -150,8 +150,7 @@ def draw_pixels(model, codec, z: torch.Tensor, decode: str = "greedy", temperatu
     if decode == "greedy" or temperature == 0:
         return codec.greedy_logits(logits).argmax(-1)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    flat = filter_logits(logits.flatten(0, 1).float().cpu() / temperature, top_k, top_p)
-    return torch.multinomial(flat.softmax(-1), 1, generator=generator).view(logits.shape[:2])
+    return sample_next(logits.flatten(0, 1).cpu(), temperature, top_k, top_p, generator).view(logits.shape[:2])
 
 
 def max_tokens(loaded: Loaded) -> int:

@@ -121,11 +121,13 @@ def test_top_k_draws_follow_the_truncated_distribution_on_the_fast_path():
     m = model()
     prime = torch.tensor([3, 4, 5])
     logits, _ = m(prime[None])
-    draws = generate(m, prime, 1, batch=4000, temperature=1.0, top_k=3, seed=0)[:, 0]
+    draws = m.sample_fast(logits[:, -1].expand(4000, -1), m(prime[None])[1].repeat(4000), 1, 1.0, seed=0,
+                          workers=1, top_k=3)[:, 0]  # the fast sampler itself, not the step path
     expected = filter_logits(logits[0, -1:], top_k=3).softmax(-1)[0]
     observed = torch.bincount(draws, minlength=20).float() / 4000
     assert (observed - expected).abs().max() < 0.03 and observed[expected == 0].sum() == 0
-    takes = generate(m, prime, 60, batch=3, temperature=1.0, top_k=2, seed=1)
+    primed, state = m.prime(prime[None])
+    takes = m.sample_fast(primed[:, -1].expand(3, -1), state.repeat(3), 60, 1.0, seed=1, workers=1, top_k=2)
     full = torch.cat([prime.expand(3, -1), takes], 1)
     forced, _ = m(full[:, :-1])
     ranks = (forced[:, 2:] > forced[:, 2:].gather(-1, full[:, 3:, None])).sum(-1)
