@@ -1,4 +1,4 @@
-"""The frame model's fast sampler: the per-token tier stepped in NumPy, exact Gumbel-max draws.
+"""The frame model's fast sampler: the per-token tier stepped in NumPy or compiled, exact Gumbel-max draws.
 
 A :class:`~genseq.models.frame.FrameLM` spends almost all of its generation time in the small
 per-token tier, one token at a time. Here that loop runs on float32 NumPy arrays with the model's
@@ -13,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from genseq import kernels
 from genseq.workers import available_cpus, run_forked
 
 
@@ -33,10 +34,12 @@ def sample_frames(model, logits: torch.Tensor, state, steps: int, temperature: f
     Returns:
         (B, steps) int64 ids.
 
-    A token costs about twenty NumPy calls on (3, B, S) gate-major arrays (each gate a
-    contiguous block, so nothing is sliced across rows), with every input-side product
-    folded into lookup tables (lags, positions, gate biases) or done once per frame
-    (contexts); the frame tier runs once per frame, its products in torch.
+    With Numba installed the per-token steps run compiled (:func:`genseq.kernels.token_run`, a
+    run of tokens per call). Otherwise a token costs about twenty NumPy calls on (3, B, S)
+    gate-major arrays (each gate a contiguous block, so nothing is sliced across rows). Either
+    way every input-side product is folded into lookup tables (lags, positions, gate biases)
+    or done once per frame (contexts), and the frame tier runs once per frame, its products in
+    torch (in NumPy for one take).
 
     Takes are independent, so several are shared out among ``workers`` processes (default:
     the CPU cores this process may use; forked, Linux only), each on one thread. Each take
@@ -50,6 +53,9 @@ def sample_frames(model, logits: torch.Tensor, state, steps: int, temperature: f
     streams = np.random.SeedSequence(seed).spawn(B)
     shares = np.array_split(np.arange(B), max(1, min(B, workers or available_cpus())))
     logits = _np(logits)
+    if kernels.KERNELS and len(shares) > 1:  # compile (or load) the kernel once, before the workers fork
+        sample_share(model, weights, logits[:1], state.rows([0]), 2, temperature, np.random.SeedSequence(0).spawn(1),
+                     top_k=top_k)
     jobs = [(lambda report, i=index: sample_share(model, weights, logits[i], state.rows(i), steps, temperature,
                                                   [streams[k] for k in i], report, top_k))
             for index in shares]
@@ -61,7 +67,7 @@ def sample_frames(model, logits: torch.Tensor, state, steps: int, temperature: f
 
 
 def sample_share(model, w: "FastWeights", logits: np.ndarray, state, steps: int, temperature: float,
-                 streams: list, progress=None, top_k: int = 0) -> np.ndarray:
+                 streams: list, progress=None, top_k: int = 0, compiled: bool = True) -> np.ndarray:
     """The sampling loop for some takes: their tokens, (steps, takes), as small integers."""
     Fr, K = model.frame, model.history_len
     B, V = state.history.shape[0], model.config.vocab_size
@@ -78,7 +84,8 @@ def sample_share(model, w: "FastWeights", logits: np.ndarray, state, steps: int,
     (table, back), *more = [(w.lag_tables[k], K + 1 - lag) for k, lag in enumerate(model.lags)]
     position_gates = w.position_gates if w.pos_gates is not None else None
     gru, head = w.token, w.head
-    scores, t = logits * w.scale - w.b2, state.position  # the noise carries the head's last bias
+    # the noise carries the head's last bias
+    scores, t = (logits * w.scale - w.b2).astype(np.float32), state.position
     bits = [np.random.PCG64(stream) for stream in streams]
 
     def draw_noise() -> np.ndarray:  # one frame's noise, (F, B, V), plus the head's last bias
@@ -88,7 +95,8 @@ def sample_share(model, w: "FastWeights", logits: np.ndarray, state, steps: int,
         noise += w.b2
         return noise
 
-    with one_torch_thread():  # the products are small: more threads spin more than they help
+    def numpy_loop():  # about twenty NumPy calls a token
+        nonlocal gates, h, scores, t
         for i in range(steps):
             j = i % Fr
             if j == 0:
@@ -114,6 +122,28 @@ def sample_share(model, w: "FastWeights", logits: np.ndarray, state, steps: int,
             h = gru.step(gi, np.matmul(h, gru.w_hh), h)
             scores = head(h)
             t += 1
+
+    def compiled_loop():  # the same steps, a run of tokens per call to kernels.token_run
+        nonlocal gates
+        backs = np.array([K + 1 - lag for lag in model.lags], np.int64)
+        i, reported = 0, 0
+        while i < steps:
+            if i % Fr == 0:
+                noise = np.ascontiguousarray(draw_noise())
+            if i > 0 and (t + i - 1) % Fr == 0:  # token i - 1 completed a frame: the frame tier reads it
+                gates = w.context_gates(w.frame_step(tokens[K + i - Fr:K + i], frame_h))
+            # up to the next frame of noise, or to the token after the next that completes a frame
+            end = min(steps, i + Fr - i % Fr, i + 1 + (Fr - (t + i) % Fr) % Fr)
+            kernels.token_run(i, end, steps, t, tokens, rows, w.gate_offsets[:, 0], w.tables, backs, gates,
+                      w.position_table, w.last_row, h, scores, noise, gru.w_hh, gru.b_hn, w.w1, w.b1, w.w2, w.b2,
+                      top_k if temperature > 0 else 0)
+            i = end
+            if progress is not None and i - reported >= 1024:
+                progress(i)
+                reported = i
+
+    with one_torch_thread():  # the products are small: more threads spin more than they help
+        compiled_loop() if kernels.KERNELS and compiled else numpy_loop()
     return tokens[K:].astype(np.uint16 if V <= 1 << 16 else np.int64)  # small through a pipe
 
 
@@ -151,9 +181,15 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy()
 
 
-def _mm(x: np.ndarray, w: torch.Tensor) -> np.ndarray:
-    """x @ w (w may carry a leading gate axis) through torch: at frame-tier sizes its small-batch
-    products beat NumPy's BLAS."""
+def _mm(x: np.ndarray, w: torch.Tensor, flat: np.ndarray | None = None) -> np.ndarray:
+    """x @ w (w may carry a leading gate axis): through torch, whose small-batch products beat
+    NumPy's BLAS at frame-tier sizes, but for one row through NumPy on ``flat``, w as one (in, out)
+    matrix (or ``w`` itself when it has no gate axis): its vector products are faster."""
+    if len(x) == 1:
+        if w.ndim == 2:
+            return x @ w.numpy()
+        if flat is not None:
+            return (x @ flat).reshape(len(w), 1, -1)
     return torch.matmul(torch.from_numpy(x), w).numpy()
 
 
@@ -228,12 +264,15 @@ class FastWeights:
         tables[0] = tables[0] + self.token.b_ih  # every step adds the first table: the gate biases ride in it
         # each (3 x (V + 1), S): gate g of id v is row g (V + 1) + v
         self.lag_tables = [t.reshape(-1, self.S) for t in tables]
+        self.tables = np.stack(self.lag_tables)  # the same, as one array for kernels.token_run
         self.gate_offsets = np.arange(3)[:, None] * (c.vocab_size + 1)  # (3, 1)
-        self.pos_gates = None  # images: row and column features, folded like the lags
+        self.pos_gates, self.last_row = None, 0  # images: row and column features, folded like the lags
+        self.position_table = np.zeros((3, 0, self.S), np.float32)  # (3, grid, S) for token_run
         if c.rows:
             grid = c.rows * c.frame  # row features stop changing at the last row
             positions = _np(model._positions(torch.arange(grid, device=model.embed.weight.device)))
-            self.pos_gates = gate_major(positions @ w_ih)[:, :, None]  # (3, grid, 1, S)
+            self.position_table = gate_major(positions @ w_ih)  # (3, grid, S)
+            self.pos_gates = self.position_table[:, :, None]  # (3, grid, 1, S)
             self.last_row = grid - c.frame
         self.scale = 1.0 / temperature if temperature > 0 else 1.0
         self.w1, self.b1 = _np(model.head[0].weight).T.copy(), _np(model.head[0].bias)
@@ -246,6 +285,8 @@ class FastWeights:
                                          ("weight_ih", "bias_ih", "weight_hh", "bias_hh")))
                              for k in range(c.frame_layers)]
         self.frame_torch = [(torch.from_numpy(gate_major(g.w_ih)), torch.from_numpy(g.w_hh)) for g in self.frame_layers]
+        self.frame_flat = [(g.w_ih, np.ascontiguousarray(g.w_hh.transpose(1, 0, 2).reshape(g.w_hh.shape[1], -1)))
+                           for g in self.frame_layers]  # for one take
         self.frame_out = torch.from_numpy(_np(model.frame_out.weight).T.copy())
         self.frame_out_b = _np(model.frame_out.bias)
         self.context_w = torch.from_numpy(w_ih)
@@ -275,10 +316,11 @@ class FastWeights:
         x = _mm(self.embed[frame.T].reshape(B, -1), self.frame_in)
         x += self.frame_in_b
         np.maximum(x, 0.0, out=x)
-        for k, (gru, (w_ih, w_hh)) in enumerate(zip(self.frame_layers, self.frame_torch)):
-            gi = _mm(x, w_ih)
+        for k, (gru, (w_ih, w_hh), (flat_ih, flat_hh)) in enumerate(zip(self.frame_layers, self.frame_torch,
+                                                                         self.frame_flat)):
+            gi = _mm(x, w_ih, flat_ih)
             gi += gru.b_ih
-            frame_h[k] = x = gru.step(gi, _mm(frame_h[k], w_hh), frame_h[k])
+            frame_h[k] = x = gru.step(gi, _mm(frame_h[k], w_hh, flat_hh), frame_h[k])
         out = _mm(x, self.frame_out)
         out += self.frame_out_b
         return out.reshape(B, self.frame, self.S)

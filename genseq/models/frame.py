@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genseq import kernels
 from genseq.models.rnn import next_token_loss
 from genseq.sampler import FoldedGRU, gate_major, one_torch_thread, sample_frames
 
@@ -203,8 +204,9 @@ class FrameLM(nn.Module):
 
     def _token_tier(self, x: torch.Tensor, h0: torch.Tensor):
         """The token GRU over inputs x (B, T, S) from h0 (1, B, S). Without gradients on the CPU it
-        steps in NumPy (:class:`~genseq.sampler.FoldedGRU`), faster than torch's loop: priming one
-        second of audio is 16,000 steps (``prime_s`` in ``bench/audio_speed.py``)."""
+        steps in NumPy (:class:`~genseq.sampler.FoldedGRU`), faster than torch's loop, or compiled
+        (:func:`genseq.kernels.gru_scan`) when Numba is installed: priming one second of audio
+        is 16,000 steps (``prime_s`` in ``bench/audio_speed.py``)."""
         if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32:
             return self.token_rnn(x, h0)
         rnn, (B, T, S) = self.token_rnn, x.shape
@@ -214,9 +216,12 @@ class FrameLM(nn.Module):
         gates += gru.b_ih
         out = np.empty((T, B, S), np.float32)
         h = h0[0].numpy().copy()
-        with one_torch_thread():
-            for t in range(T):
-                h = out[t] = gru.step(gates[t], np.matmul(h, gru.w_hh), h)
+        if kernels.KERNELS:
+            kernels.gru_scan(gates, h, gru.w_hh, gru.b_hn, out)
+        else:
+            with one_torch_thread():
+                for t in range(T):
+                    h = out[t] = gru.step(gates[t], np.matmul(h, gru.w_hh), h)
         return torch.from_numpy(out).transpose(0, 1), torch.from_numpy(h[None].copy())
 
     def step(self, token: torch.Tensor, state: FrameState):
