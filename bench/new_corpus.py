@@ -31,7 +31,7 @@ OLD = {  # the defaults before genseq.sizing: the shipped models' sizes
     "prose": ["--hidden", "512", "--embed", "256"],  # the same as the defaults now (no rule for text LMs)
     "sayings": ["--hidden", "512", "--embed", "256", "--batch-size", "64", "--lr", "1e-3", "--vocab-size", "2000",
                 "--free-bits", "0.5", "--word-dropout", "0.25", "--kl-schedule", "cyclical"],
-    "speech": ["--hidden", "384", "--frame", "16"],
+    "speech": ["--hidden", "384", "--frame", "16", "--batch-size", "32", "--seq-len", "2048"],
     "lecture": ["--hidden", "512", "--dropout", "0.2"],
 }
 
