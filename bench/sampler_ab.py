@@ -5,9 +5,10 @@ working tree's, and ``FrameLM.sample_fast`` of each samples ``--seconds`` from t
 state of a shipped model (``speech`` and ``piano``, primed with 1 s of a test clip), alternating
 old and new ``--repeat`` times at batch 1 and 8; each reports its best time. (The revision's
 sampler runs on today's model object: it must read the same attributes.)
-Breakdown (working tree, batch 8, speech): the same call with the frame tier's step answered from
-a cache, then with the noise drawn once and reused too. The differences are what the frame tier
-and the noise cost per step; what is left is the per-sample tier.
+Breakdown (working tree, speech, batch 1, 4 and 8, with the compiled loops of genseq.kernels when
+Numba is installed and with the NumPy loops): the same call with the frame tier's step answered
+from a cache, then with the noise drawn once and reused too. The differences are what the frame
+tier and the noise cost per step; what is left is the per-sample tier (also given per take).
 One process, one thread. Speeds are samples/s over the batch; ``us_per_step`` is per step of the
 whole batch.
 Run: OMP_NUM_THREADS=1 python bench/sampler_ab.py [--against 9c64796] [--out bench/results/sampler_ab.json]
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from genseq import sampler
+from genseq import kernels, sampler
 from genseq.models import frame
 from genseq.store import load_model
 
@@ -100,20 +101,29 @@ def main():
             return cache[key]
         return call
 
-    parts = {"whole step": best(one_process, loaded.model, logits, state, 8)}
-    try:  # the frame tier: its GRU step, and its contexts' products with the token GRU's weights
-        sampler.FastWeights.frame_step = once("frame", frame_step)
-        sampler.FastWeights.context_gates = once("gates", context_gates)
-        parts["without the frame tier"] = best(one_process, loaded.model, logits, state, 8)
-        sampler.gumbel = once("noise", gumbel)
-        parts["without the frame tier and the noise"] = best(one_process, loaded.model, logits, state, 8)
-    finally:
-        sampler.FastWeights.frame_step, sampler.FastWeights.context_gates, sampler.gumbel = frame_step, context_gates, gumbel
-    us = {name: round(seconds / steps * 1e6, 1) for name, seconds in parts.items()}
-    result["breakdown_us_per_step_speech_b8"] = {
-        **us, "frame tier": round(us["whole step"] - us["without the frame tier"], 1),
-        "noise": round(us["without the frame tier"] - us["without the frame tier and the noise"], 1)}
-    print(f"  breakdown, speech batch 8, us per step: {result['breakdown_us_per_step_speech_b8']}")
+    compiled_loops = kernels.KERNELS
+    result["breakdown_us_per_step_speech"] = {}
+    for loops in ([compiled_loops] if compiled_loops else []) + [None]:
+        kernels.KERNELS = loops
+        for batch in (1, 4, 8):  # one take, a worker's share of 8 on two cores, 8 in one process
+            parts = {"whole step": best(one_process, loaded.model, logits, state, batch)}
+            try:  # the frame tier: its GRU step, and its contexts' products with the token GRU's weights
+                sampler.FastWeights.frame_step = once("frame", frame_step)
+                sampler.FastWeights.context_gates = once("gates", context_gates)
+                parts["without the frame tier"] = best(one_process, loaded.model, logits, state, batch)
+                sampler.gumbel = once("noise", gumbel)
+                parts["without the frame tier and the noise"] = best(one_process, loaded.model, logits, state, batch)
+            finally:
+                sampler.FastWeights.frame_step, sampler.FastWeights.context_gates, sampler.gumbel = \
+                    frame_step, context_gates, gumbel
+                cache.clear()
+            us = {name: round(seconds / steps * 1e6, 1) for name, seconds in parts.items()}
+            breakdown = {**us, "frame tier": round(us["whole step"] - us["without the frame tier"], 1),
+                         "noise": round(us["without the frame tier"] - us["without the frame tier and the noise"], 1),
+                         "per-sample tier per take": round(us["without the frame tier and the noise"] / batch, 1)}
+            result["breakdown_us_per_step_speech"][f"{loops or 'numpy'}_b{batch}"] = breakdown
+            print(f"  breakdown, speech, {loops or 'numpy'} loops, batch {batch}, us per step: {breakdown}", flush=True)
+    kernels.KERNELS = compiled_loops
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
 

@@ -5,7 +5,9 @@ Once per frame the audio sampler multiplies the takes' (B, 384) rows by the fram
 This times one (B, 384) x (384, 1,152) product (the shape of the frame GRU's input and hidden
 weights) with the matrix cold: four such matrices are used in turn, as the sampler uses its
 four. Kinds: float32 (what the sampler does), bfloat16 and float16 (activations and weights in
-that type), and torch's int8 weight-only kernel (``torch.ops.aten._weight_int8pack_mm``, per-row
+that type), float32 through NumPy (``x.numpy() @ w``), float32 split by gate ((3, 384, 384), one batched
+call: how the sampler held the frame GRU's weights before),
+and torch's int8 weight-only kernel (``torch.ops.aten._weight_int8pack_mm``, per-row
 scales, as the shipped int8 files store matrices). Reported: the mean time of one product, the
 float32 weights' bytes over it (the L3 bandwidth the product reaches), and each kind's time over
 float32's, all in one process on one thread.
@@ -50,15 +52,21 @@ def main():
              "bfloat16": [w.t().contiguous().bfloat16() for w in weights],
              "float16": [w.t().contiguous().half() for w in weights],
              "int8 weight-only": [quantize_int8(w) for w in weights]}
+    flat = [w.numpy() for w in kinds["float32"]]
+    gate_major = [w.reshape(384, 3, 384).permute(1, 0, 2).contiguous() for w in kinds["float32"]]
     products = {
         "float32": lambda x, k: x @ kinds["float32"][k],
+        # what the sampler does for one take: NumPy's vector-matrix product on the same memory
+        "float32 NumPy": lambda x, k: x.numpy() @ flat[k],
+        # the same product split by gate, (3, 384, 384): three products in one batched call
+        "float32 gate-major": lambda x, k: torch.matmul(x, gate_major[k]),
         "bfloat16": lambda x, k: (x.bfloat16() @ kinds["bfloat16"][k]).float(),
         "float16": lambda x, k: (x.half() @ kinds["float16"][k]).float(),
         "int8 weight-only": lambda x, k: torch.ops.aten._weight_int8pack_mm(x, *kinds["int8 weight-only"][k]),
     }
     megabytes = weights[0].numel() * 4 / 1e6
     result = {"matrix": [384, 1152], "float32_mb": round(megabytes, 2), "calls": args.calls, "batches": {}}
-    for batch in (4, 8):
+    for batch in (1, 4, 8):
         x = torch.randn(batch, 384)
         cases = {}
         for name, product in products.items():

@@ -39,7 +39,7 @@ def sample_frames(model, logits: torch.Tensor, state, steps: int, temperature: f
     gate-major arrays (each gate a contiguous block, so nothing is sliced across rows). Either
     way every input-side product is folded into lookup tables (lags, positions, gate biases)
     or done once per frame (contexts), and the frame tier runs once per frame, its products in
-    torch (in NumPy for one take).
+    torch, one per whole matrix.
 
     Takes are independent, so several are shared out among ``workers`` processes (default:
     the CPU cores this process may use; forked, Linux only), each on one thread. Each take
@@ -67,8 +67,9 @@ def sample_frames(model, logits: torch.Tensor, state, steps: int, temperature: f
 
 
 def sample_share(model, w: "FastWeights", logits: np.ndarray, state, steps: int, temperature: float,
-                 streams: list, progress=None, top_k: int = 0, compiled: bool = True) -> np.ndarray:
-    """The sampling loop for some takes: their tokens, (steps, takes), as small integers."""
+                 streams: list, progress=None, top_k: int = 0) -> np.ndarray:
+    """The sampling loop for some takes: their tokens, (steps, takes), as small integers. The
+    compiled loop runs when :data:`genseq.kernels.KERNELS` says it can, else the NumPy one."""
     Fr, K = model.frame, model.history_len
     B, V = state.history.shape[0], model.config.vocab_size
     tokens = np.empty((K + steps, B), np.int64)  # the history, then what is generated; time-major
@@ -81,8 +82,9 @@ def sample_share(model, w: "FastWeights", logits: np.ndarray, state, steps: int,
     # cheapest gather NumPy has); the first table carries the gate biases
     rows = np.empty((K, 3, B), np.int64)
     np.add(tokens[:K, None], w.gate_offsets, out=rows)
-    (table, back), *more = [(w.lag_tables[k], K + 1 - lag) for k, lag in enumerate(model.lags)]
-    position_gates = w.position_gates if w.pos_gates is not None else None
+    # lag l of the token after token i is in ``rows`` at (backs[l] + i) % K
+    backs = np.array([K + 1 - lag for lag in model.lags], np.int64)
+    (table, back), *more = zip(w.tables, backs)
     gru, head = w.token, w.head
     # the noise carries the head's last bias
     scores, t = (logits * w.scale - w.b2).astype(np.float32), state.position
@@ -117,15 +119,15 @@ def sample_share(model, w: "FastWeights", logits: np.ndarray, state, steps: int,
             gi += gates[column]
             for extra, lag_back in more:
                 gi += extra.take(rows[(lag_back + i) % K], 0)
-            if position_gates is not None:
-                gi += position_gates(t)
+            if w.has_positions:
+                gi += w.position_gates(t)
             h = gru.step(gi, np.matmul(h, gru.w_hh), h)
             scores = head(h)
             t += 1
 
     def compiled_loop():  # the same steps, a run of tokens per call to kernels.token_run
         nonlocal gates
-        backs = np.array([K + 1 - lag for lag in model.lags], np.int64)
+        offsets, k = w.gate_offsets[:, 0], top_k if temperature > 0 else 0
         i, reported = 0, 0
         while i < steps:
             if i % Fr == 0:
@@ -134,16 +136,15 @@ def sample_share(model, w: "FastWeights", logits: np.ndarray, state, steps: int,
                 gates = w.context_gates(w.frame_step(tokens[K + i - Fr:K + i], frame_h))
             # up to the next frame of noise, or to the token after the next that completes a frame
             end = min(steps, i + Fr - i % Fr, i + 1 + (Fr - (t + i) % Fr) % Fr)
-            kernels.token_run(i, end, steps, t, tokens, rows, w.gate_offsets[:, 0], w.tables, backs, gates,
-                      w.position_table, w.last_row, h, scores, noise, gru.w_hh, gru.b_hn, w.w1, w.b1, w.w2, w.b2,
-                      top_k if temperature > 0 else 0)
+            kernels.token_run(i, end, steps, t, tokens, rows, offsets, w.tables, backs, gates, w.position_table,
+                              w.last_row, h, scores, noise, gru.w_hh, gru.b_hn, w.w1, w.b1, w.w2, w.b2, k)
             i = end
             if progress is not None and i - reported >= 1024:
                 progress(i)
                 reported = i
 
     with one_torch_thread():  # the products are small: more threads spin more than they help
-        compiled_loop() if kernels.KERNELS and compiled else numpy_loop()
+        compiled_loop() if kernels.KERNELS else numpy_loop()
     return tokens[K:].astype(np.uint16 if V <= 1 << 16 else np.int64)  # small through a pipe
 
 
@@ -181,16 +182,22 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy()
 
 
-def _mm(x: np.ndarray, w: torch.Tensor, flat: np.ndarray | None = None) -> np.ndarray:
-    """x @ w (w may carry a leading gate axis): through torch, whose small-batch products beat
-    NumPy's BLAS at frame-tier sizes, but for one row through NumPy on ``flat``, w as one (in, out)
-    matrix (or ``w`` itself when it has no gate axis): its vector products are faster."""
-    if len(x) == 1:
-        if w.ndim == 2:
-            return x @ w.numpy()
-        if flat is not None:
-            return (x @ flat).reshape(len(w), 1, -1)
+def _mm(x: np.ndarray, w: torch.Tensor) -> np.ndarray:
+    """x @ w through torch: at frame-tier sizes its small-batch products beat NumPy's BLAS
+    (``bench/weight_products.py``: x3 at 4 and 8 rows, the same at one)."""
     return torch.matmul(torch.from_numpy(x), w).numpy()
+
+
+def _gates(x: np.ndarray, w: torch.Tensor) -> np.ndarray:
+    """x (B, in) @ w (in, 3S) as gate-major gates (3, B, S). One product on the whole matrix, then
+    a small copy: faster than three products on its gate blocks (``bench/weight_products.py``)."""
+    out = _mm(x, w)
+    return np.ascontiguousarray(out.reshape(len(x), 3, -1).transpose(1, 0, 2))
+
+
+def flat_gates(w: np.ndarray) -> np.ndarray:
+    """(3, in, S) gate-major -> (in, 3S), the gates side by side: :func:`gate_major` undone."""
+    return np.ascontiguousarray(np.moveaxis(w, 0, -2).reshape(w.shape[1], -1))
 
 
 def gate_major(w: np.ndarray) -> np.ndarray:
@@ -263,16 +270,15 @@ class FastWeights:
         tables = np.split(lag_gates, len(model.lags), axis=1)
         tables[0] = tables[0] + self.token.b_ih  # every step adds the first table: the gate biases ride in it
         # each (3 x (V + 1), S): gate g of id v is row g (V + 1) + v
-        self.lag_tables = [t.reshape(-1, self.S) for t in tables]
-        self.tables = np.stack(self.lag_tables)  # the same, as one array for kernels.token_run
+        self.tables = np.stack([t.reshape(-1, self.S) for t in tables])  # (lags, 3 (V + 1), S)
         self.gate_offsets = np.arange(3)[:, None] * (c.vocab_size + 1)  # (3, 1)
-        self.pos_gates, self.last_row = None, 0  # images: row and column features, folded like the lags
-        self.position_table = np.zeros((3, 0, self.S), np.float32)  # (3, grid, S) for token_run
+        # images: row and column features, folded like the lags, (3, grid, S); none for audio
+        self.position_table, self.last_row = np.zeros((3, 0, self.S), np.float32), 0
+        self.has_positions = bool(c.rows)
         if c.rows:
             grid = c.rows * c.frame  # row features stop changing at the last row
             positions = _np(model._positions(torch.arange(grid, device=model.embed.weight.device)))
-            self.position_table = gate_major(positions @ w_ih)  # (3, grid, S)
-            self.pos_gates = self.position_table[:, :, None]  # (3, grid, 1, S)
+            self.position_table = gate_major(positions @ w_ih)
             self.last_row = grid - c.frame
         self.scale = 1.0 / temperature if temperature > 0 else 1.0
         self.w1, self.b1 = _np(model.head[0].weight).T.copy(), _np(model.head[0].bias)
@@ -284,15 +290,14 @@ class FastWeights:
         self.frame_layers = [FoldedGRU(*(getattr(frnn, f"{name}_l{k}") for name in
                                          ("weight_ih", "bias_ih", "weight_hh", "bias_hh")))
                              for k in range(c.frame_layers)]
-        self.frame_torch = [(torch.from_numpy(gate_major(g.w_ih)), torch.from_numpy(g.w_hh)) for g in self.frame_layers]
-        self.frame_flat = [(g.w_ih, np.ascontiguousarray(g.w_hh.transpose(1, 0, 2).reshape(g.w_hh.shape[1], -1)))
-                           for g in self.frame_layers]  # for one take
+        self.frame_torch = [(torch.from_numpy(g.w_ih), torch.from_numpy(flat_gates(g.w_hh))) for g in self.frame_layers]
         self.frame_out = torch.from_numpy(_np(model.frame_out.weight).T.copy())
         self.frame_out_b = _np(model.frame_out.bias)
         self.context_w = torch.from_numpy(w_ih)
 
     def position_gates(self, t: int) -> np.ndarray:
-        return self.pos_gates[:, min(t, self.last_row + t % self.frame)]
+        """Position t's gates, (3, 1, S)."""
+        return self.position_table[:, min(t, self.last_row + t % self.frame), None]
 
     def head(self, h: np.ndarray) -> np.ndarray:
         """Token-tier outputs (B, S) -> logits over temperature (B, V), less the last bias ``b2``
@@ -316,11 +321,10 @@ class FastWeights:
         x = _mm(self.embed[frame.T].reshape(B, -1), self.frame_in)
         x += self.frame_in_b
         np.maximum(x, 0.0, out=x)
-        for k, (gru, (w_ih, w_hh), (flat_ih, flat_hh)) in enumerate(zip(self.frame_layers, self.frame_torch,
-                                                                         self.frame_flat)):
-            gi = _mm(x, w_ih, flat_ih)
+        for k, (gru, (w_ih, w_hh)) in enumerate(zip(self.frame_layers, self.frame_torch)):
+            gi = _gates(x, w_ih)
             gi += gru.b_ih
-            frame_h[k] = x = gru.step(gi, _mm(frame_h[k], w_hh, flat_hh), frame_h[k])
+            frame_h[k] = x = gru.step(gi, _gates(frame_h[k], w_hh), frame_h[k])
         out = _mm(x, self.frame_out)
         out += self.frame_out_b
         return out.reshape(B, self.frame, self.S)

@@ -30,19 +30,19 @@ def test_tanh_is_within_its_bound_of_the_exact_value():
 def test_the_compiled_loop_draws_what_the_numpy_loop_draws(monkeypatch, rows, prime_length, temperature, top_k):
     """Token for token, for audio and image models (position gates), primes that end anywhere in
     a frame, sampled, truncated and greedy."""
-    if not kernels.KERNELS:
-        monkeypatch.setattr(kernels, "KERNELS", "python")  # the kernel as plain Python
+    compiled_loops = kernels.KERNELS or "python"  # without Numba, the kernel as plain Python
     m = model(rows)
     prime = torch.randint(20, (1, prime_length), generator=torch.Generator().manual_seed(1))
     logits, state = m.prime(prime.expand(3, -1))  # one prime: the takes differ by their noise alone
     weights = sampler.FastWeights(m, temperature)
 
-    def takes(compiled):
+    def takes(loops):
+        monkeypatch.setattr(kernels, "KERNELS", loops)
         streams = np.random.SeedSequence(4).spawn(3)
         return sampler.sample_share(m, weights, sampler._np(logits[:, -1]), state, 60, temperature, streams,
-                                    top_k=top_k, compiled=compiled)
+                                    top_k=top_k)
 
-    compiled, plain = takes(True), takes(False)
+    compiled, plain = takes(compiled_loops), takes(None)
     assert compiled.shape == (60, 3)
     np.testing.assert_array_equal(compiled, plain)
     assert len({tuple(column) for column in compiled.T}) == (1 if temperature == 0 else 3)
