@@ -287,7 +287,7 @@ def train(task: str, corpus, out, *, steps: int | None = None, minutes: float | 
           ema: float = 0.0,
           precision: str = "float32", compile: bool = False, resume: bool = False, progress: bool = True,
           device: str | torch.device = "auto", refit_steps: int | None = None, sample_rate: int | None = None,
-          palette: int | None = None, size: tuple[int, int] | None = None, colormap=None,
+          palette: int | None = None, size: tuple[int, int] | None = None, colormap=None, init=None,
           **model_options) -> dict | None:
     """Train a ``task`` (``lm`` or ``vae``) model on ``corpus`` (a text file, a folder of text,
     audio or images) into run folder ``out``, as ``genseq train`` does; returns the held-out
@@ -298,6 +298,7 @@ def train(task: str, corpus, out, *, steps: int | None = None, minutes: float | 
     ``free_bits`` ...). Settings left None or absent are chosen for the corpus, the device and the
     budget (:func:`genseq.sizing.choose`, which the run reports in one line), else take the task's
     and the dataclasses' defaults; ``sample_rate``, ``palette`` and ``size`` the codec's.
+    ``init`` (a model file, run folder or shipped name) fine-tunes that model instead of a new one.
     """
     if task not in tasks.TASKS:
         raise GenseqError(f"unknown task {task!r}; choose lm or vae")
@@ -315,6 +316,6 @@ def train(task: str, corpus, out, *, steps: int | None = None, minutes: float | 
         return tasks.train(task, corpus, out, model_config=model_options, train_config=config, valid=valid,
                            valid_fraction=valid_fraction, codec_options=codec_options,
                            device=device if isinstance(device, torch.device) else pick_device(device),
-                           resume=resume, progress=progress, refit_steps=refit_steps)
+                           resume=resume, progress=progress, refit_steps=refit_steps, init=init)
     finally:
         distributed.teardown()

@@ -163,6 +163,9 @@ def training_options(task: str):
         click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model (slow to start)."),
         click.option("--resume", is_flag=True,
                      help="Continue the run in -o from its checkpoint, exactly, with its own settings."),
+        click.option("--init", "init", default=None, metavar="MODEL",
+                     help="Start from this model's weights, codec and shape (a model file, run folder or "
+                          "shipped name) and fine-tune it on CORPUS."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
         device_option,
     )
@@ -214,8 +217,8 @@ def parse_size(ctx, param, value):
 
 
 image_options = stack(
-    click.option("--palette", type=click.IntRange(min=2, max=4096), default=PALETTE,
-                 help=f"Images: colours in the k-means palette (the lecture's {PALETTE})."),
+    click.option("--palette", type=click.IntRange(min=2, max=4096), default=None,
+                 help=f"Images: colours in the k-means palette [default: the lecture's {PALETTE}]."),
     click.option("--size", callback=parse_size, default=None,
                  help=f"Images: HEIGHTxWIDTH the model draws [default: the images' own size when they "
                       f"share one of at most {NATIVE_LIMIT}x{NATIVE_LIMIT}, else {SIZE[0]}x{SIZE[1]}]."),
@@ -241,8 +244,8 @@ image_options = stack(
 @click.option("--frame", type=click.IntRange(min=1), default=None,
               help=f"Audio frame model: samples per step of the frame tier [default: {frame_default('audio', 'frame')}]; a longer "
                    "frame samples faster (bench/frame_sizes.py). Images: one row.")
-@click.option("--sample-rate", type=click.IntRange(min=1000, max=192_000), default=SAMPLE_RATE,
-              help="Audio: the model's sample rate; clips are resampled to it.")
+@click.option("--sample-rate", type=click.IntRange(min=1000, max=192_000), default=None,
+              help=f"Audio: the model's sample rate; clips are resampled to it [default: {SAMPLE_RATE}].")
 @image_options
 def train_lm_command(hidden, embed, **options):
     """Train an autoregressive model on CORPUS, whose kind is told by its files:

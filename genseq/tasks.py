@@ -29,7 +29,8 @@ from genseq.models import FrameLM, ImageVAE, RNNLM, build_model
 from genseq.models.vae import SequenceVAE
 from genseq.sizing import choose
 from genseq.media import grid, write_png, write_wav
-from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, atomic_path, read_file, writable_folder
+from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, atomic_path, check_shapes, dequantize, read_file, \
+    resolve, writable_folder
 from genseq.train import Trainer, TrainConfig, mixed_precision, terminate_as_interrupt
 from genseq.vae import (decode_latents, interpolate, line_codes, recon_accuracy, reconstruct, refit_encoder,
                         vae_metrics)
@@ -160,6 +161,36 @@ def choose_settings(spec, kind: str, train_items: int, device: torch.device, mod
                           "processes; give a multiple of it")
     return model_config, codec_options, replace(train_config, **train), \
         ({"settings": settings, "reason": reason} if settings else {})
+
+
+FLAGS = {"hidden_size": "hidden", "embed_dim": "embed", "num_layers": "layers", "tie_embeddings": "tie",
+         "latent_dim": "latent"}  # model settings whose command-line flag has another name
+
+
+def start_from(init, task: str, kind: str, model_config: dict, codec_options: dict) -> dict:
+    """The model file that ``--init`` names, checked against this run before any work: the same
+    task and kind of data, and no option that would change its shape or its codec. Its
+    ``config`` takes a given ``dropout``; ``sha256`` digests the file."""
+    path = resolve(str(init))
+    record = read_file(path)
+    check_shapes(record, path)
+    if record["task"] != task:
+        raise GenseqError(f"{init} is a {record['task']} model; start a {task} run from a {task} model, "
+                          f"or train it with genseq train {record['task']}")
+    if record["codec"].get("kind") != kind:
+        raise GenseqError(f"{init} models {record['codec'].get('kind')}, and this corpus is {kind}; "
+                          "start from a model of the same kind of data")
+    fixed = [key for key, value in {**model_config, **codec_options}.items()
+             if value is not None and key not in ("dropout", "tokenizer", "arch", "colormap")]
+    if codec_options.get("tokenizer") not in (None, "auto"):
+        fixed.append("tokenizer")
+    if fixed:
+        flags = ", ".join("--" + FLAGS.get(key, key).replace("_", "-") for key in fixed)
+        raise GenseqError(f"{flags}: the model's shape and codec come from --init {init}; drop them "
+                          "(or train a new model without --init)")
+    if model_config.get("dropout") is not None and "dropout" in record["config"]:
+        record = {**record, "config": {**record["config"], "dropout": model_config["dropout"]}}
+    return {**record, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
@@ -385,7 +416,7 @@ TASKS = {task.name: task for task in (LMTask, VAETask)}
 def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train_config: TrainConfig,
           valid=None, valid_fraction: float = 0.05, codec_options: dict | None = None,
           device: torch.device = torch.device("cpu"), resume: bool = False, progress: bool = True,
-          stop_at: int | None = None, refit_steps: int | None = None) -> dict:
+          stop_at: int | None = None, refit_steps: int | None = None, init=None) -> dict:
     """Train a model for ``task`` (``lm`` or ``vae``) on ``corpus`` into ``run_dir``; return the
     final held-out metrics. ``corpus`` is a text file or a folder of .txt files, a folder of
     audio files, a folder of images, or the lecture's pixel file with ``codec_options["colormap"]``.
@@ -396,7 +427,9 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     ((height, width)), ``colormap``. With ``resume`` the run's own codec, model and training
     settings are used, and the corpus must be the one it started on. A VAE ends with
     ``refit_steps`` steps that refit its encoder (:func:`refit_stage`; None: a tenth of the
-    training steps, which then get nine tenths of a ``minutes`` budget; 0: none).
+    training steps, which then get nine tenths of a ``minutes`` budget; 0: none). ``init`` (a
+    model file, run folder or shipped model name) starts from that model's weights, codec and
+    settings instead of new ones (fine-tuning); the training settings are this run's.
     """
     spec = TASKS[task]
     run_dir = Path(run_dir)
@@ -414,8 +447,10 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     spec.check_corpus(corpus, kind)
     sample_rate = codec_options.get("sample_rate") or SAMPLE_RATE
     checkpoint = read_file(run_dir / CHECKPOINT_FILE) if resume else None
-    if checkpoint is not None:
-        sample_rate = checkpoint["codec"].get("sample_rate", sample_rate)
+    start = start_from(init, task, kind, model_config or {}, codec_options) if init and not resume else None
+    for record in (checkpoint, start):
+        if record is not None:
+            sample_rate = record["codec"].get("sample_rate", sample_rate)
     items = read_corpus(corpus, kind, sample_rate=sample_rate, colormap=colormap)
     if valid is not None:
         train_items = items
@@ -428,6 +463,8 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     if checkpoint is None:  # settings left unset: sized for this corpus, device and budget
         model_config, codec_options, train_config, chosen = choose_settings(
             spec, kind, len(train_items), device, dict(model_config or {}), codec_options, train_config)
+        if start is not None:  # the model and its codec are the initial model's; sizing sets the rest
+            chosen = {}
         if chosen and rank == 0:
             print(chosen["reason"], file=sys.stderr)
     if train_config.seq_len is None:
@@ -443,6 +480,10 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
         codec = codec_from_state(checkpoint["codec"])
         model = build_model(checkpoint["family"], checkpoint["config"])
         train_config = TrainConfig(**checkpoint["train"])
+    elif start is not None:
+        codec = codec_from_state(start["codec"])
+        model = build_model(start["family"], start["config"])
+        model.load_state_dict(dequantize(start))
     else:
         torch.manual_seed(train_config.seed)
         codec = fit_codec(kind, train_items, codec_options, offset=spec.id_offset)
@@ -456,6 +497,10 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
                        "train_items": len(train_items), "valid_items": len(valid_items), **facts}}
     if chosen:
         meta["chosen"] = chosen
+    if start is not None:
+        meta["init"] = {"model": str(init), "sha256": start["sha256"]}
+    elif checkpoint is not None and "init" in checkpoint:
+        meta["init"] = checkpoint["init"]
     train_config = spec.plan(train_config, meta, checkpoint, refit_steps)
     loaded = Loaded(model, codec, {"task": task, **meta}, run_dir / MODEL_FILE)  # the model as it trains
     trainer = Trainer(model, codec, task, data, lambda m: spec.metrics(m, codec, valid_items),

@@ -4,6 +4,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 import genseq
 from genseq.cli import main
@@ -219,3 +220,41 @@ def test_export_can_store_fresh_held_out_scores(tiny_run, corpus_file, audio_fol
     result = run("export", tiny_run, tmp_path / "no.pt", "--valid", audio_folder)
     assert result.exit_code == 1 and "holds audio but the model is a text model" in result.output
     assert not (tmp_path / "no.pt").exists()
+
+
+def test_init_fine_tunes_a_model_from_its_weights(tmp_path, corpus_file, tiny_run):
+    """--init starts from the model's weights, codec and shape: at a learning rate too small to
+    move them, the run's held-out score is the model's own, and the file records its start."""
+    result = run("eval", corpus_file, "-m", tiny_run, "--json")
+    assert result.exit_code == 0, result.output
+    own = json.loads(result.output)["bits_per_token"]
+    out = tmp_path / "tuned"
+    result = run("train", "lm", corpus_file, "--valid", corpus_file, "-o", out, "--init", tiny_run,
+                 "--steps", 1, "--lr", "1e-12", "--batch-size", 4, "--quiet")
+    assert result.exit_code == 0, result.output
+    tuned, start = read_file(out / "model.pt"), read_file(tiny_run / "model.pt")
+    assert tuned["config"] == start["config"] and tuned["codec"] == start["codec"]
+    assert tuned["init"]["model"] == str(tiny_run) and len(tuned["init"]["sha256"]) == 64
+    assert "chosen" not in tuned
+    assert tuned["valid"]["bits_per_token"] == pytest.approx(own, rel=1e-5)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--hidden", "64"], "--hidden: the model's shape and codec come from --init"),
+    (["--vocab-size", "300", "--layers", "2"], "--layers, --vocab-size: the model's shape"),
+    ([], "is a lm model; start a vae run from a vae model"),
+])
+def test_init_refuses_what_would_change_the_model(tmp_path, corpus_file, tiny_run, args, message):
+    task = "vae" if not args else "lm"
+    result = run("train", task, corpus_file, "-o", tmp_path / "run", "--init", tiny_run, "--steps", 1, *args)
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert not (tmp_path / "run" / "model.pt").exists()
+
+
+def test_init_refuses_another_kind_of_data(tmp_path, tiny_run):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(4):
+        Image.new("RGBA", (8, 8), (i * 60, 0, 0, 255)).save(images / f"{i}.png")
+    result = run("train", "lm", images, "-o", tmp_path / "run", "--init", tiny_run, "--steps", 1)
+    assert result.exit_code == 1 and "models text, and this corpus is image" in result.output, result.output
