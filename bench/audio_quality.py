@@ -7,7 +7,7 @@ For each corpus (``speech``: corpora/audio/speech, ``piano``: corpora/audio/pian
     baseline: cross-entropy in bits of the test ids under the train split's unigram counts with
     add-one smoothing. Note the protocols: a frame model scores windows of 16,000 samples from a
     fresh state; an RNN LM scores 16 contiguous lanes carrying state (``genseq.models.rnn.stream_nll``);
-  - continuation health of the shipped model: every test clip at least 1.5 s long (the first
+  - continuation health of the shipped model (or ``--model``'s): every test clip at least 1.5 s long (the first
     ``--clips`` in path order) is primed with its first 1.0 s and continued for 3.0 s
     (``genseq.tasks.continue_audio``, temperature 1.0, seed 0). Reported: mean RMS (dBFS) and mean
     spectral flatness of the primes and of the continuations, the fraction of continuations that
@@ -26,6 +26,7 @@ For each corpus (``speech``: corpora/audio/speech, ``piano``: corpora/audio/pian
 Spectral flatness: geometric over arithmetic mean of the power spectrum of 512-sample frames
 (hann window, hop 256), averaged over frames whose RMS is above -60 dBFS (NaN when none is). White
 noise measures ~0.56 (exp(-Euler's gamma)); the script measures it too, raw and through mu-law.
+``--model piano=PATH`` puts another model in the shipped one's place (a candidate, before it ships).
 Run: OMP_NUM_THREADS=1 python bench/audio_quality.py [--extra speech-gru=/path/to/model.pt]
      python bench/audio_quality.py --corpora piano --sampling top_p=0.7 temperature=0.7 top_k=3 \
          --out bench/results/audio_sampling.json   # the other samplers of docs/results.md
@@ -231,6 +232,8 @@ def main():
     parser = make_parser(__doc__)
     parser.add_argument("--extra", action="append", default=[], metavar="NAME=PATH",
                         help="another model file to score (NAME speech-* or piano-*: that corpus only)")
+    parser.add_argument("--model", action="append", default=[], metavar="CORPUS=PATH",
+                        help="score and continue with this model file instead of the shipped one")
     parser.add_argument("--clips", type=int, default=8, help="continuations per corpus at most")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=8.0, help="length of the long continuations")
@@ -246,6 +249,7 @@ def main():
     torch.set_num_threads(1)
     started = time.perf_counter()
     extras = dict(e.split("=", 1) for e in args.extra)
+    chosen = dict(m.split("=", 1) for m in args.model)
 
     rng = np.random.default_rng(0)
     noise = (0.1 * rng.standard_normal(3 * 16000)).astype(np.float32)
@@ -256,7 +260,7 @@ def main():
     result = {"settings": vars(args), "flatness_frame": FRAME, "flatness_hop": HOP, "corpora": {}}
     for corpus in args.corpora:
         base = ROOT / "corpora/audio" / corpus
-        loaded = load_model(corpus)
+        loaded = load_model(chosen.get(corpus, corpus))
         codec = loaded.codec
         if "white_noise_mulaw_flatness" not in sanity:
             sanity["white_noise_mulaw_flatness"] = round(flatness(codec.decode(codec.encode_tensor(noise))), 4)

@@ -46,12 +46,14 @@ Budget
     in a row.  ``--full`` renders every chorale.  Old WAV files in the split
     folders are removed first.
 
-Output (next to this file)
-    ``train/ valid/ test/*.wav``.
+Output (next to this file, or in ``--out``)
+    ``train/ valid/ test/*.wav``.  The committed files are the budget's; the shipped ``piano``
+    model trains on ``--full --out runs/piano-corpus`` (recipes/models/run.sh), 350 chorales,
+    4.7 hours (4.2 of them train), 256 MiB, byte for byte the same renders where the two overlap.
 
 Rebuild::
 
-    nice -n 10 python corpora/audio/piano/build.py [--full]
+    nice -n 10 python corpora/audio/piano/build.py [--full] [--out DIR]
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ def stem_of(name: str) -> str:
     return Path(name).name.replace(".", "_")  # bach/bwv10.7 -> bwv10_7
 
 
-def build(full: bool, tmp: Path) -> None:
+def build(full: bool, tmp: Path, out_dir: Path = OUT_DIR) -> None:
     import music21
 
     if music21.__version__ != MUSIC21_VERSION:
@@ -192,8 +194,8 @@ def build(full: bool, tmp: Path) -> None:
         by_split[split_of(i)].append(name)
 
     for split in SPLITS:
-        (OUT_DIR / split).mkdir(exist_ok=True)
-        for old in (OUT_DIR / split).glob("*.wav"):
+        (out_dir / split).mkdir(parents=True, exist_ok=True)
+        for old in (out_dir / split).glob("*.wav"):
             old.unlink()
 
     used = 0
@@ -215,7 +217,7 @@ def build(full: bool, tmp: Path) -> None:
                 failed.append(name)
                 continue
             audio = process(audio)
-            out = OUT_DIR / split / f"{stem_of(name)}.wav"
+            out = out_dir / split / f"{stem_of(name)}.wav"
             sf.write(out, audio.astype(np.float32), SAMPLE_RATE, subtype="ULAW")
             size = disk_bytes(out)
             if not full and used + size > limit:
@@ -242,10 +244,12 @@ def build(full: bool, tmp: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="render every chorale, ignoring the budget")
+    parser.add_argument("--out", type=Path, default=OUT_DIR,
+                        help="folder for train/ valid/ test/ [default: next to this file, the committed corpus]")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", module="music21")
     with tempfile.TemporaryDirectory() as tmp:
-        build(args.full, Path(tmp))
+        build(args.full, Path(tmp), args.out)
 
 
 if __name__ == "__main__":
