@@ -284,7 +284,7 @@ def train(task: str, corpus, out, *, steps: int | None = None, minutes: float | 
           valid_fraction: float = 0.05, tokenizer: str = "auto", vocab_size: int | None = None,
           batch_size: int | None = None, lr: float | None = None, seq_len: int | None = None,
           valid_every: int = 250, seed: int = 0, keep_checkpoints: int = 0, checkpoint_minutes: float = 2.0,
-          ema: float = 0.0,
+          ema: float = 0.0, carry: int = 0,
           precision: str = "float32", compile: bool = False, resume: bool = False, progress: bool = True,
           device: str | torch.device = "auto", refit_steps: int | None = None, sample_rate: int | None = None,
           palette: int | None = None, size: tuple[int, int] | None = None, colormap=None, init=None,
@@ -309,7 +309,7 @@ def train(task: str, corpus, out, *, steps: int | None = None, minutes: float | 
     config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, seq_len=seq_len, lr=lr,
                          valid_every=valid_every, seed=seed,
                          keep_checkpoints=keep_checkpoints, checkpoint_minutes=checkpoint_minutes,
-                         precision=precision, compile=compile, ema=ema)
+                         precision=precision, compile=compile, ema=ema, carry=carry)
     codec_options = dict(tokenizer=tokenizer, vocab_size=vocab_size, sample_rate=sample_rate,
                          palette=palette, size=size, colormap=colormap)
     try:

@@ -57,6 +57,38 @@ class TokenWindows:
         return torch.bincount(self.stream.long(), minlength=vocab_size)
 
 
+class StreamLanes:
+    """``batch_size`` lanes through one token stream, each reading ``carry`` consecutive windows
+    of ``seq_len`` tokens from a random start, one window a step, so that a model can carry its
+    state from each window to the next (truncated backpropagation through time, as SampleRNN
+    trains): it learns from, and for, a state as old as ``carry`` windows, as sampling's is. The
+    lanes start anew together every ``carry`` steps (:meth:`fresh`). A fresh window holds
+    ``seq_len + 2`` ids (its first input only starts the state, so a frame model's state ends
+    where a frame starts its second position), the later ones ``seq_len + 1``, each overlapping
+    the last by one id. The batch of a step still depends only on (seed, step, rank)."""
+
+    def __init__(self, stream: torch.Tensor, seq_len: int, batch_size: int, seed: int, carry: int):
+        self.span = carry * seq_len + 2
+        if len(stream) < self.span:
+            raise GenseqError(f"--carry {carry} windows of {seq_len} tokens need {self.span:,} tokens, and the "
+                              f"training split holds {len(stream):,}; give a smaller --carry or --seq-len")
+        self.stream, self.seq_len, self.batch_size, self.seed, self.carry = stream, seq_len, batch_size, seed, carry
+
+    def fresh(self, step: int) -> bool:
+        """Whether the windows of ``step`` start the lanes anew (from a fresh state)."""
+        return step % self.carry == 0
+
+    def batch(self, step: int, rank: int = 0) -> torch.Tensor:
+        lane_step, index = divmod(step, self.carry)
+        generator = step_generator(self.seed, lane_step * self.carry, rank)  # the lanes' starts
+        starts = torch.randint(len(self.stream) - self.span + 1, (self.batch_size,), generator=generator)
+        begin = 0 if index == 0 else 1 + index * self.seq_len
+        offsets = torch.arange(begin, 1 + (index + 1) * self.seq_len + 1)
+        return self.stream[starts[:, None] + offsets].long()
+
+    token_counts = TokenWindows.token_counts
+
+
 def pad_sequences(sequences: list[list[int]], bos: int, eos: int, pad: int = 0) -> torch.Tensor:
     """Id lists -> (B, T) ids laid out as ``bos x_1 .. x_n eos pad ..``."""
     width = max(len(s) for s in sequences) + 2

@@ -63,8 +63,8 @@ class LossModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, batch: torch.Tensor, step: int) -> dict:
-        return self.model.loss(batch, step)
+    def forward(self, batch: torch.Tensor, step: int, **options) -> dict:
+        return self.model.loss(batch, step, **options)
 
 
 def wrap(model: nn.Module, device: torch.device):

@@ -21,7 +21,7 @@ from genseq.codecs import CODECS, SAMPLE_RATE, AudioCodec, Codec, ImageCodec, Te
 from genseq.codecs.image import PALETTE, corpus_size, read_colormap
 from genseq.codecs.base import BOS, EOS
 from genseq.codecs.text import VOCAB_SIZE, choose_tokenizer
-from genseq.data import ImageBatches, ItemBatches, TokenWindows, split_holdout
+from genseq.data import ImageBatches, ItemBatches, StreamLanes, TokenWindows, split_holdout
 from genseq import distributed
 from genseq.errors import GenseqError
 from genseq.generate import generate
@@ -167,6 +167,18 @@ FLAGS = {"hidden_size": "hidden", "embed_dim": "embed", "num_layers": "layers", 
          "latent_dim": "latent"}  # model settings whose command-line flag has another name
 
 
+def check_carry(config: TrainConfig, model) -> None:
+    """Refuse a ``--carry`` that the model cannot carry: only the audio frame model's windows
+    continue one another, each of whole frames."""
+    if not config.carry:
+        return
+    if not isinstance(model, FrameLM) or model.config.rows:
+        raise GenseqError("--carry is for the audio frame model, whose windows follow one another; drop it")
+    if config.seq_len % model.frame:
+        raise GenseqError(f"--carry needs a --seq-len of whole frames: {config.seq_len} is not a multiple of "
+                          f"--frame {model.frame}")
+
+
 def start_from(init, task: str, kind: str, model_config: dict, codec_options: dict) -> dict:
     """The model file that ``--init`` names, checked against this run before any work: the same
     task and kind of data, and no option that would change its shape or its codec. Its
@@ -275,6 +287,8 @@ class LMTask(Task):
         facts = {"train_tokens": len(stream)}
         if codec.kind == "image":
             return ImageBatches(stream, codec.height, codec.width, config.batch_size, config.seed), facts
+        if config.carry:
+            return StreamLanes(stream, config.seq_len, config.batch_size, config.seed, config.carry), facts
         return TokenWindows(stream, config.seq_len, config.batch_size, config.seed), facts
 
     metrics = staticmethod(lm_metrics)
@@ -490,6 +504,7 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
         codec = codec_from_state(distributed.broadcast_object(codec.state_dict()))  # rank 0's, on all
         model = spec.build(codec, model_config or {})
 
+    check_carry(train_config, model)
     torch.manual_seed(train_config.seed + rank)  # dropout differs by rank; DDP copies rank 0's weights
     # each rank draws its own share of the global batch
     data, facts = spec.data(codec, train_items, replace(train_config, batch_size=train_config.batch_size // size))

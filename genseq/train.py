@@ -46,6 +46,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model's forward
     ema: float = 0.0  # > 0: validate and write model.pt / best.pt with an exponential moving average
     checkpoint_minutes: float = 2.0  # also write a checkpoint when this long has passed since the last
+    carry: int = 0  # > 0: lanes of this many consecutive windows that carry the model's state (TBPTT)
 
 
 def learning_rate(config: TrainConfig, step: int, total: int | None) -> float:
@@ -141,6 +142,7 @@ class Trainer:
         self.autocast, self.scaler = mixed_precision(config.precision, device)
         self.params = dict(self.model.named_parameters())
         self.ema = {name: p.detach().clone() for name, p in self.params.items()} if config.ema else None
+        self.carried = None  # with --carry: the state the lanes' next windows continue from
 
     # -- the moving average of the weights (Polyak averaging) ----------------------------------
     def _update_ema(self) -> None:
@@ -202,7 +204,7 @@ class Trainer:
         checkpoint = {**trained, "optimizer": self.optimizer.state_dict(), "total_steps": self.total,
                       "train": asdict(self.config), "rng_cpu": torch.get_rng_state(), "best": self.best,
                       "best_step": self.best_step,
-                      "ema": self.ema}
+                      "ema": self.ema, "carried": None if self.carried is None else vars(self.carried)}
         if self.device.type == "cuda":
             checkpoint["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         save_atomic(checkpoint, self.run_dir / CHECKPOINT_FILE)
@@ -239,6 +241,8 @@ class Trainer:
         self.best, self.best_step = checkpoint.get("best"), checkpoint.get("best_step")
         if self.ema is not None:
             self.ema = {name: t.to(self.device) for name, t in checkpoint["ema"].items()}
+        if checkpoint.get("carried") is not None:
+            self.carried = self.model.carried_state(checkpoint["carried"], self.device)
         torch.set_rng_state(checkpoint["rng_cpu"])
         if "rng_cuda" in checkpoint and self.device.type == "cuda":
             torch.cuda.set_rng_state(checkpoint["rng_cuda"], self.device)
@@ -330,7 +334,12 @@ class Trainer:
                     self.before_step(self.step)
                 batch = self.data.batch(self.step, self.rank).to(self.device, non_blocking=True)
                 with self.autocast:
-                    stats = self.compute_loss(batch, self.step)
+                    if config.carry:  # the windows continue the last step's: so does the state
+                        stats = self.compute_loss(batch, self.step, carry=True,
+                                                  state=None if self.data.fresh(self.step) else self.carried)
+                        self.carried = stats.pop("state")
+                    else:
+                        stats = self.compute_loss(batch, self.step)
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(stats["loss"]).backward()
                 self.scaler.unscale_(self.optimizer)

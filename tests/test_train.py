@@ -5,13 +5,13 @@ import os
 import pytest
 import torch
 
-from genseq.data import TokenWindows, split_holdout
+from genseq.data import StreamLanes, TokenWindows, split_holdout
 from genseq.errors import GenseqError
 from genseq.tasks import train
 from genseq.store import read_file, save_atomic
 from genseq.train import TrainConfig, learning_rate
 
-from conftest import TINY_MODEL
+from conftest import TINY_FRAME, TINY_MODEL
 
 
 def config(**kw):
@@ -34,6 +34,40 @@ def test_batches_depend_only_on_seed_and_step():
     assert not torch.equal(a.batch(5), a.batch(6))
     window = a.batch(0)[0]
     assert torch.equal(window, torch.arange(window[0], window[0] + 17))
+
+
+def test_lanes_read_consecutive_windows_and_start_anew_together():
+    """--carry's lanes: each step's windows continue the last step's by one id of overlap, for
+    ``carry`` steps; then every lane starts elsewhere, and a step's batch depends on nothing else."""
+    stream = torch.arange(100_000, dtype=torch.int32)
+    lanes = StreamLanes(stream, 16, 4, seed=0, carry=3)
+    assert [lanes.fresh(s) for s in range(7)] == [True, False, False, True, False, False, True]
+    first, second, third = lanes.batch(0), lanes.batch(1), lanes.batch(2)
+    assert first.shape == (4, 18) and second.shape == third.shape == (4, 17)
+    joined = torch.cat([first, second[:, 1:], third[:, 1:]], 1)  # inputs and targets of a lane, whole
+    assert torch.equal(joined, joined[:, :1] + torch.arange(3 * 16 + 2))
+    assert torch.equal(second, StreamLanes(stream, 16, 4, seed=0, carry=3).batch(1))
+    assert not torch.equal(lanes.batch(3)[:, 0], first[:, 0])
+    with pytest.raises(GenseqError, match="--carry 400 windows of 16 tokens need 6,402 tokens"):
+        StreamLanes(stream[:5000], 16, 4, seed=0, carry=400)
+
+
+def test_carried_windows_score_what_one_long_window_scores():
+    """A lane's windows, each continuing the state the last one left, give the NLL of the lane read
+    in one call: what the model learns from is the long context it will sample in."""
+    from genseq.models import FrameLM
+    from genseq.models.frame import FrameConfig
+    torch.manual_seed(0)
+    model = FrameLM(FrameConfig(vocab_size=256, frame=4, frame_hidden=32, embed_dim=8, token_hidden=16,
+                                head_hidden=32)).eval()
+    lanes = StreamLanes(torch.randint(256, (5000,), dtype=torch.int32), 16, 3, seed=0, carry=4)
+    total, state = 0.0, None
+    for step in range(4):
+        out = model.loss(lanes.batch(step), carry=True, state=state)
+        state, total = out["state"], total + out["loss"].item() * (17 if step == 0 else 16)
+    joined = torch.cat([lanes.batch(0)] + [lanes.batch(s)[:, 1:] for s in range(1, 4)], 1)
+    assert total / (4 * 16 + 1) == pytest.approx(model.loss(joined)["loss"].item(), rel=1e-5)
+    assert state.position == 4 * 16 + 1 and not state.frame_h.requires_grad
 
 
 def test_schedule_warms_up_then_decays():
@@ -66,6 +100,30 @@ def test_resume_continues_exactly(tmp_path, corpus_file, ema):
     for name, tensor in whole["model"].items():
         assert torch.equal(tensor, split["model"][name]), name
     assert whole["valid"] == split["valid"]
+
+
+def test_resume_with_carried_state_continues_exactly(tmp_path, audio_folder):
+    """Stopped between a lane's windows, a --carry run keeps the carried state in its checkpoint
+    and resumes to the uninterrupted run's weights."""
+    kw = dict(model_config=TINY_FRAME, codec_options={"sample_rate": 8000}, valid=audio_folder, progress=False)
+    cfg = TrainConfig(steps=10, batch_size=4, seq_len=64, valid_every=5, seed=0, carry=4)
+    train("lm", audio_folder, tmp_path / "whole", train_config=cfg, **kw)
+    train("lm", audio_folder, tmp_path / "split", train_config=cfg, stop_at=6, **kw)
+    assert read_file(tmp_path / "split" / "checkpoint.pt")["carried"]["position"] == 64 + 64 + 1
+    train("lm", audio_folder, tmp_path / "split", train_config=cfg, resume=True, **kw)
+    whole, split = read_file(tmp_path / "whole" / "model.pt"), read_file(tmp_path / "split" / "model.pt")
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, split["model"][name]), name
+
+
+def test_carry_is_refused_where_windows_do_not_continue(tmp_path, audio_folder, corpus_file):
+    with pytest.raises(GenseqError, match="--carry is for the audio frame model"):
+        train("lm", corpus_file, tmp_path / "text", model_config=TINY_MODEL, codec_options={"vocab_size": 300},
+              progress=False, train_config=config(carry=2))
+    with pytest.raises(GenseqError, match="--seq-len of whole frames: 60 is not a multiple of --frame 16"):
+        train("lm", audio_folder, tmp_path / "audio", model_config={**TINY_FRAME, "frame": 16},
+              codec_options={"sample_rate": 8000}, progress=False,
+              train_config=TrainConfig(steps=2, batch_size=4, seq_len=60, carry=2))
 
 
 def test_ema_writes_and_scores_the_averaged_weights(tmp_path, corpus_file):

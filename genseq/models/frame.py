@@ -16,6 +16,7 @@ token after each position and the state after the last one; ``step(token, state)
 token. The token predicted at position t has index t in the frame grid: frame t // F, column t % F.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +58,11 @@ class FrameState:
                           self.token_h.expand(-1, batch, -1).contiguous(),
                           self.context.expand(batch, -1, -1).contiguous(),
                           self.history.expand(batch, -1).contiguous(), self.position)
+
+    def detach(self) -> "FrameState":
+        """The same state cut from the graph that made it (what a training lane carries on)."""
+        return FrameState(self.frame_h.detach(), self.token_h.detach(), self.context.detach(),
+                          self.history, self.position)
 
     def rows(self, index: np.ndarray) -> "FrameState":
         """The state of takes ``index`` alone."""
@@ -238,8 +244,21 @@ class FrameLM(nn.Module):
         hidden, token_h = self.token_rnn(x[:, None], state.token_h)
         return self.head(hidden[:, 0]), FrameState(frame_h, token_h, context, history, t + 1)
 
-    def loss(self, batch: torch.Tensor, step: int = 0) -> dict:
-        return next_token_loss(self, batch)
+    def loss(self, batch: torch.Tensor, step: int = 0, carry: bool = False,
+             state: FrameState | None = None) -> dict:
+        """The mean next-token NLL of a batch of windows. With ``carry`` (``--carry``'s lanes) the
+        windows continue ``state`` (None: they start the lanes, one id longer), and the result
+        holds the state after them, detached, under ``"state"``."""
+        if not carry:
+            return next_token_loss(self, batch)
+        logits, after = self(batch[:, :-1], state)
+        loss = F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
+        return {"loss": loss, "bits_per_token": loss.detach() / math.log(2), "state": after.detach()}
+
+    @staticmethod
+    def carried_state(fields: dict, device) -> FrameState:
+        """A :class:`FrameState` from its fields as a checkpoint keeps them."""
+        return FrameState(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in fields.items()})
 
     @torch.inference_mode()
     def stream_nll(self, stream: torch.Tensor, batch: int = 16) -> tuple[float, int]:
