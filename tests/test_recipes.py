@@ -11,17 +11,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_shipped_models_recipe_quick_mode():
     """The recipe that makes the shipped models runs end to end on tiny budgets."""
-    result = subprocess.run(["bash", "recipes/models/run.sh", "--quick", "shakespeare", "poems"], cwd=ROOT,
+    result = subprocess.run(["bash", "recipes/models/run.sh", "--quick", "shakespeare", "poems", "piano"], cwd=ROOT,
                             capture_output=True, text=True, timeout=600,
                             env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     assert result.returncode == 0, result.stderr[-2000:]
     reports = dict(line.split(": ", 1) for line in result.stdout.splitlines()
-                   if line.startswith(("shakespeare:", "poems:")))
+                   if line.startswith(("shakespeare:", "poems:", "piano:")))
     lm, vae = json.loads(reports["shakespeare"]), json.loads(reports["poems"])
     assert lm["tokens"] > 1000 and lm["bits_per_char"] < lm["bits_per_token"]
     for key in ("iw_nll", "kl", "mutual_info", "active_units", "recon_char_accuracy", "perplexity"):
         assert key in vae
     assert vae["lines"] == 50
+    piano = json.loads(reports["piano"])  # the windows' model, fine-tuned in lanes that carry the state
+    assert piano["model"].endswith("piano/best.pt") and piano["audio_seconds"] > 60
 
 
 def test_sprites_recipe_quick_mode():

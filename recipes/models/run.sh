@@ -6,6 +6,7 @@
 #   bash recipes/models/run.sh poems verse     # some of them
 #   bash recipes/models/run.sh --quick         # the same pipeline on tiny budgets (the tests run it)
 #   bash recipes/models/run.sh speech piano sprites   # the frame models: these need a CUDA GPU
+#                                                     # (piano's second stage runs on the CPU)
 #   bash recipes/models/run.sh speech-fast piano-fast  # cheaper audio candidates (CUDA), scored only
 #
 # Baselines for the VAE tables (a language model of the decoder's size, the VAE with Bowman's
@@ -125,8 +126,23 @@ for target in "${targets[@]}"; do
       # size's sampling speed for 8 takes on 2 cores (bench/frame_sizes.py); candidates, scored
       # but not exported until a GPU run scores them beside the shipped models
       train_and_measure "$target" lm "corpora/audio/${target%-fast}" 0 $(gpu_budget 500) --hidden 256 --frame 32 $(frame) ;;
-    piano)  # 4,855 steps in 7.2 minutes
-      train_and_measure piano lm corpora/audio/piano 0 $(gpu_budget 500) $(frame)
+    piano)  # two stages. (1) 4,855 steps in 7.2 minutes on one H100 on the committed chorales, in
+            # independent windows; (2) that model, as float16, fine-tuned on all 350 chorales (build.py
+            # --full needs fluidsynth and music21) in lanes of 128 windows that carry the state
+            # (--carry: bench/state_drift.py), PIANO_STEPS steps in 105 minutes on one CPU thread
+      train_and_measure piano-windows lm corpora/audio/piano 0 $(gpu_budget 500) $(frame)
+      genseq export "$runs/piano-windows/best.pt" "$runs/piano-windows/float16.pt" --precision float16
+      piano_train=corpora/audio/piano/train  # quick mode: the committed chorales
+      if [ "$quick" = 0 ]; then
+        python corpora/audio/piano/build.py --full --out "$runs/piano-corpus"
+        piano_train=$runs/piano-corpus/train
+      fi
+      rm -rf "$runs/piano"
+      # shellcheck disable=SC2046
+      OMP_NUM_THREADS=1 genseq train lm "$piano_train" --valid corpora/audio/piano/valid -o "$runs/piano" \
+        --init "$runs/piano-windows/float16.pt" --carry 128 --seq-len 1024 --batch-size 32 --lr 5e-4 \
+        $(cpu_minutes 105 250) --quiet
+      measure piano lm corpora/audio/piano/test "$runs/piano/best.pt"
       export_model piano float16 best.pt --top-k 4 ;;  # its 4 likeliest levels: no hiss (bench/audio_quality.py)
     sprites)  # 7,910 steps in 7.2 minutes; the best validation, at step 750, is shipped
       train_and_measure sprites lm corpora/sprites/creatures 0 $(gpu_budget 250) --hidden 512 --dropout 0.2 $(frame)
