@@ -207,7 +207,7 @@ def export_model(spec: str, target, precision: str = "float16", valid: dict | No
     record = read_file(resolve(spec))
     keep = {k: v for k, v in record.items() if k in ("format", "version", "task", "family", "config",
                                                       "model", "codec", "corpus", "valid", "step", "refit",
-                                                      "chosen", "sampling")}
+                                                      "chosen", "sampling", "init")}
     if valid is not None:
         keep["valid"] = {**valid, "step": record.get("step")}
     if sampling is not None:

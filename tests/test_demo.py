@@ -54,7 +54,7 @@ def test_page_renders_in_headless_chromium(demo_dir, tmp_path):
 
 
 def test_the_piano_command_on_the_page_makes_the_same_continuation(demo_dir, tmp_path, monkeypatch):
-    """The page's command for the 8-second piano continuation (top-k 4), run in the demo folder,
+    """The page's command for the 8-second piano continuation (temperature 0.9), run in the demo folder,
     writes the very file the page plays."""
     import html
     import shlex
@@ -63,7 +63,7 @@ def test_the_piano_command_on_the_page_makes_the_same_continuation(demo_dir, tmp
 
     page = (demo_dir / "index.html").read_text(encoding="utf-8")
     command = html.unescape(re.search(r"<code>(genseq continue \S+ -m piano [^<]+)</code>", page).group(1))
-    assert "--seconds 8 --top-k 4" in command
+    assert "--seconds 8 --temperature 0.9" in command
     args = shlex.split(command)[1:]
     target = args[args.index("-o") + 1]
     args[args.index("-o") + 1] = str(tmp_path / target)

@@ -129,7 +129,8 @@ for target in "${targets[@]}"; do
     piano)  # two stages. (1) 4,855 steps in 7.2 minutes on one H100 on the committed chorales, in
             # independent windows; (2) that model, as float16, fine-tuned on all 350 chorales (build.py
             # --full needs fluidsynth and music21) in lanes of 128 windows that carry the state
-            # (--carry: bench/state_drift.py), PIANO_STEPS steps in 105 minutes on one CPU thread
+            # (--carry: bench/state_drift.py), 105 minutes on one CPU thread planned (10,635 steps); the
+            # shipped model is best.pt at step 9,500 of a run stopped at step 9,659 when the session ended
       train_and_measure piano-windows lm corpora/audio/piano 0 $(gpu_budget 500) $(frame)
       genseq export "$runs/piano-windows/best.pt" "$runs/piano-windows/float16.pt" --precision float16
       piano_train=corpora/audio/piano/train  # quick mode: the committed chorales
@@ -143,7 +144,7 @@ for target in "${targets[@]}"; do
         --init "$runs/piano-windows/float16.pt" --carry 128 --seq-len 1024 --batch-size 32 --lr 5e-4 \
         $(cpu_minutes 105 250) --quiet
       measure piano lm corpora/audio/piano/test "$runs/piano/best.pt"
-      export_model piano float16 best.pt --top-k 4 ;;  # its 4 likeliest levels: no hiss (bench/audio_quality.py)
+      export_model piano float16 best.pt ;;  # sampled whole: --top-k 4 now fades out (bench/audio_quality.py)
     sprites)  # 7,910 steps in 7.2 minutes; the best validation, at step 750, is shipped
       train_and_measure sprites lm corpora/sprites/creatures 0 $(gpu_budget 250) --hidden 512 --dropout 0.2 $(frame)
       export_model sprites float16 best.pt ;;
