@@ -26,7 +26,7 @@ from genseq.store import load_model
 
 from common import ROOT, make_parser
 
-BANDS = [0, 16000, 32000, 64000, 128000, 240000]  # positions in samples (16 kHz: 0, 1, 2, 4, 8, 15 s)
+BANDS_S = [0, 1, 2, 4, 8, 15]  # bands of position, in seconds
 
 
 @torch.inference_mode()
@@ -37,23 +37,25 @@ def nll(model, ids: torch.Tensor) -> np.ndarray:
 
 
 def drift(loaded, clips: list, reset: int, warmup: int, seconds: float) -> dict:
-    total = {"one_pass": np.zeros(len(BANDS) - 1), "fresh": np.zeros(len(BANDS) - 1)}
-    count = np.zeros(len(BANDS) - 1)
+    rate = loaded.codec.sample_rate
+    bands = [s * rate for s in BANDS_S]
+    total = {"one_pass": np.zeros(len(bands) - 1), "fresh": np.zeros(len(bands) - 1)}
+    count = np.zeros(len(bands) - 1)
     for path in clips:
         ids = loaded.codec.encode_tensor(torch.as_tensor(loaded.codec.read(path))).long()
-        ids = ids[:int(seconds * loaded.codec.sample_rate) + 1]
+        ids = ids[:int(seconds * rate) + 1]
         one_pass = nll(loaded.model, ids)
         fresh = np.concatenate([nll(loaded.model, ids[s:s + reset + 1]) for s in range(0, len(ids) - 1, reset)])
         keep = np.arange(len(one_pass)) % reset >= warmup
-        for i, (a, b) in enumerate(zip(BANDS, BANDS[1:])):
+        for i, (a, b) in enumerate(zip(bands, bands[1:])):
             band = keep[a:b]
             total["one_pass"][i] += one_pass[a:b][band].sum()
             total["fresh"][i] += fresh[a:b][band].sum()
             count[i] += band.sum()
     rows = []
-    for i, (a, b) in enumerate(zip(BANDS, BANDS[1:])):
+    for i, (a, b) in enumerate(zip(BANDS_S, BANDS_S[1:])):
         if count[i]:
-            rows.append({"from_s": a / 16000, "to_s": b / 16000, "targets": int(count[i]),
+            rows.append({"from_s": a, "to_s": b, "targets": int(count[i]),
                          "one_pass_bits": round(total["one_pass"][i] / count[i] / np.log(2), 4),
                          "fresh_bits": round(total["fresh"][i] / count[i] / np.log(2), 4)})
     return {"bands": rows}

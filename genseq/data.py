@@ -57,7 +57,7 @@ class TokenWindows:
         return torch.bincount(self.stream.long(), minlength=vocab_size)
 
 
-class StreamLanes:
+class StreamLanes(TokenWindows):
     """``batch_size`` lanes through one token stream, each reading ``carry`` consecutive windows
     of ``seq_len`` tokens from a random start, one window a step, so that a model can carry its
     state from each window to the next (truncated backpropagation through time, as SampleRNN
@@ -72,7 +72,8 @@ class StreamLanes:
         if len(stream) < self.span:
             raise GenseqError(f"--carry {carry} windows of {seq_len} tokens need {self.span:,} tokens, and the "
                               f"training split holds {len(stream):,}; give a smaller --carry or --seq-len")
-        self.stream, self.seq_len, self.batch_size, self.seed, self.carry = stream, seq_len, batch_size, seed, carry
+        super().__init__(stream, seq_len, batch_size, seed)
+        self.carry = carry
 
     def fresh(self, step: int) -> bool:
         """Whether the windows of ``step`` start the lanes anew (from a fresh state)."""
@@ -85,8 +86,6 @@ class StreamLanes:
         begin = 0 if index == 0 else 1 + index * self.seq_len
         offsets = torch.arange(begin, 1 + (index + 1) * self.seq_len + 1)
         return self.stream[starts[:, None] + offsets].long()
-
-    token_counts = TokenWindows.token_counts
 
 
 def pad_sequences(sequences: list[list[int]], bos: int, eos: int, pad: int = 0) -> torch.Tensor:

@@ -150,16 +150,27 @@ class Loaded:
     path: Path
 
 
+def read_model(spec: str) -> tuple[Path, dict]:
+    """Resolve ``spec`` and read the model file, its weights checked against its config."""
+    path = resolve(spec)
+    record = read_file(path)
+    check_shapes(record, path)
+    return path, record
+
+
+def build_from(record: dict) -> torch.nn.Module:
+    """The model a model file (or a checkpoint) describes, with its weights as float32."""
+    model = build_model(record["family"], record["config"])
+    model.load_state_dict(dequantize(record))
+    return model
+
+
 def load_model(spec: str, device: str | torch.device = "cpu") -> Loaded:
     """Resolve ``spec``, read the file and rebuild the model (in eval mode) and its codec.
     :func:`genseq.load` wraps the result in a :class:`genseq.Model`, which checks what each job
     needs of it."""
-    path = resolve(spec)
-    record = read_file(path)
-    check_shapes(record, path)
-    model = build_model(record["family"], record["config"])
-    model.load_state_dict(dequantize(record))
-    return Loaded(model.to(device).eval(), codec_from_state(record["codec"]), record, path)
+    path, record = read_model(spec)
+    return Loaded(build_from(record).to(device).eval(), codec_from_state(record["codec"]), record, path)
 
 
 def check_shapes(record: dict, path) -> None:

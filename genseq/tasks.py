@@ -29,8 +29,8 @@ from genseq.models import FrameLM, ImageVAE, RNNLM, build_model
 from genseq.models.vae import SequenceVAE
 from genseq.sizing import choose
 from genseq.media import grid, write_png, write_wav
-from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, atomic_path, check_shapes, dequantize, read_file, \
-    resolve, writable_folder
+from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, atomic_path, build_from, read_file, read_model, \
+    writable_folder
 from genseq.train import Trainer, TrainConfig, mixed_precision, terminate_as_interrupt
 from genseq.vae import (decode_latents, interpolate, line_codes, recon_accuracy, reconstruct, refit_encoder,
                         vae_metrics)
@@ -183,9 +183,7 @@ def start_from(init, task: str, kind: str, model_config: dict, codec_options: di
     """The model file that ``--init`` names, checked against this run before any work: the same
     task and kind of data, and no option that would change its shape or its codec. Its
     ``config`` takes a given ``dropout``; ``sha256`` digests the file."""
-    path = resolve(str(init))
-    record = read_file(path)
-    check_shapes(record, path)
+    path, record = read_model(str(init))
     if record["task"] != task:
         raise GenseqError(f"{init} is a {record['task']} model; start a {task} run from a {task} model, "
                           f"or train it with genseq train {record['task']}")
@@ -495,9 +493,7 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
         model = build_model(checkpoint["family"], checkpoint["config"])
         train_config = TrainConfig(**checkpoint["train"])
     elif start is not None:
-        codec = codec_from_state(start["codec"])
-        model = build_model(start["family"], start["config"])
-        model.load_state_dict(dequantize(start))
+        codec, model = codec_from_state(start["codec"]), build_from(start)
     else:
         torch.manual_seed(train_config.seed)
         codec = fit_codec(kind, train_items, codec_options, offset=spec.id_offset)

