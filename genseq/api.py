@@ -25,6 +25,10 @@ from genseq.errors import GenseqError
 from genseq.store import Loaded, load_model, model_record, save_atomic
 from genseq.train import TrainConfig
 
+# how a model samples when neither the call nor its file says otherwise: the whole distribution
+SAMPLING = {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
+
+
 def article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
@@ -73,10 +77,15 @@ class Model(Loaded):
     def __repr__(self) -> str:
         return f"genseq.Model({str(self.path)!r}, task={self.task!r}, kind={self.kind!r})"
 
-    def top_k(self, given: int | None = None) -> int:
-        """``given``, or the model's own top-k (the model file's ``sampling``, which ``genseq
-        export --top-k`` stores: the piano's is 4), else 0 (every token)."""
-        return given if given is not None else int(self.record.get("sampling", {}).get("top_k", 0))
+    def sampling(self, temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                 seed: int | None = None) -> dict:
+        """The sampling settings a job uses: each one given, else the model's own (the model file's
+        ``sampling``, which ``genseq export --temperature/--top-k/--top-p`` stores: the piano's
+        temperature is 0.9), else :data:`SAMPLING`'s (the whole distribution)."""
+        given = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+        own = self.record.get("sampling") or {}
+        chosen = {k: v if v is not None else type(SAMPLING[k])(own.get(k, SAMPLING[k])) for k, v in given.items()}
+        return {**chosen, "seed": seed}
 
     def require(self, job: str, task: str | None = None, kinds: tuple[str, ...] = ("text", "audio", "image")) -> None:
         """Refuse ``job`` (a command's name) unless this is a ``task`` model of one of ``kinds``."""
@@ -95,8 +104,8 @@ class Model(Loaded):
 
     # -- every kind ----------------------------------------------------------------------------
     def sample(self, n: int | None = None, *, seconds: float = 4.0, prompt: str | None = None,
-               max_tokens: int = 200, decode: str = "greedy", beam: int = 5, temperature: float = 1.0,
-               top_k: int | None = None, top_p: float = 1.0, seed: int | None = None, progress: bool = False):
+               max_tokens: int = 200, decode: str = "greedy", beam: int = 5, temperature: float | None = None,
+               top_k: int | None = None, top_p: float | None = None, seed: int | None = None, progress: bool = False):
         """Draw from the model.
 
         Returns:
@@ -105,7 +114,7 @@ class Model(Loaded):
             audio: ``(waves, rate)``, waves float32 of shape (n, seconds * rate), n default 1;
             images: ``n`` PIL images (default 16), drawn pixel by pixel or decoded from the prior.
         """
-        sampling = dict(temperature=temperature, top_k=self.top_k(top_k), top_p=top_p, seed=seed)
+        sampling = self.sampling(temperature, top_k, top_p, seed)
         if self.kind == "audio":
             return self._audio(None, seconds, n or 1, progress, sampling)
         if self.task == "vae":
@@ -140,8 +149,8 @@ class Model(Loaded):
 
     # -- audio -----------------------------------------------------------------------------------
     def continue_(self, clip, seconds: float = 4.0, n: int = 1, *, rate: int | None = None,
-                  temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0, seed: int | None = None,
-                  progress: bool = False, warn=None) -> tuple[np.ndarray, int]:
+                  temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                  seed: int | None = None, progress: bool = False, warn=None) -> tuple[np.ndarray, int]:
         """``n`` continuations of ``clip``: a WAV, FLAC or OGG path, or a float array (samples,) at
         ``rate`` (default: the model's), resampled and mixed to mono as a file would be.
 
@@ -151,7 +160,7 @@ class Model(Loaded):
         """
         self.require("continue", "lm", ("audio",))
         wave = self.read_clip(clip, rate, warn)
-        sampling = dict(temperature=temperature, top_k=self.top_k(top_k), top_p=top_p, seed=seed)
+        sampling = self.sampling(temperature, top_k, top_p, seed)
         return self._audio(wave, seconds, n, progress, sampling)
 
     def read_clip(self, clip, rate: int | None = None, warn=None) -> np.ndarray:
@@ -181,12 +190,13 @@ class Model(Loaded):
         palette; an RGBA array (H, W, 4)."""
         return self.codec.decode(self.codec.encode(as_rgba(image)))
 
-    def complete(self, image, keep: float = 0.5, n: int = 8, *, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float = 1.0, seed: int | None = None, progress: bool = False) -> list:
+    def complete(self, image, keep: float = 0.5, n: int = 8, *, temperature: float | None = None,
+                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                 progress: bool = False) -> list:
         """``n`` PIL images that keep the top ``keep`` of ``image``'s rows and draw the rest."""
         self.require("complete", "lm", ("image",))
-        done = tasks.complete_image(self, self.as_seen(image), keep, n, temperature=temperature,
-                                       top_k=self.top_k(top_k), top_p=top_p, seed=seed, progress=progress)
+        done = tasks.complete_image(self, self.as_seen(image), keep, n, progress=progress,
+                                    **self.sampling(temperature, top_k, top_p, seed))
         return [to_pil(item) for item in done]
 
     def kept_rows(self, keep: float) -> int:
@@ -223,8 +233,8 @@ class Model(Loaded):
     # -- sentence VAE ------------------------------------------------------------------------------
     def interpolate(self, a, b, steps: int = 8, *, slerp: bool = False,
                     refine: int = vae.REFINE_STEPS, decode: str = "greedy", beam: int = 5,
-                    temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0, seed: int | None = None,
-                    warn=None) -> list:
+                    temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                    seed: int | None = None, warn=None) -> list:
         """The items decoded at ``steps`` evenly spaced points on the path from a's code to b's
         (refined posterior means; ``slerp`` walks the great circle): lines of a sentence VAE, or
         PIL images of an image VAE (``a`` and ``b`` paths, PIL images or arrays of the model's
@@ -233,20 +243,19 @@ class Model(Loaded):
         if self.kind == "image":
             a, b = self.drawn_size(a), self.drawn_size(b)
         path = vae.interpolate(self, a, b, steps, spherical=slerp, warn=warn or (lambda message: None),
-                               refine=refine, decode=decode, beam=beam, temperature=temperature,
-                               top_k=self.top_k(top_k), top_p=top_p, seed=seed)
+                               refine=refine, decode=decode, beam=beam,
+                               **self.sampling(temperature, top_k, top_p, seed))
         return [to_pil(item) if self.kind == "image" else item for _, item in path]
 
     def reconstruct(self, lines: list[str], *, refine: int = vae.REFINE_STEPS, decode: str = "greedy",
-                    beam: int = 5, temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0,
-                    seed: int | None = None, warn=None) -> list[str]:
+                    beam: int = 5, temperature: float | None = None, top_k: int | None = None,
+                    top_p: float | None = None, seed: int | None = None, warn=None) -> list[str]:
         """Each line encoded (its refined posterior mean) and decoded back."""
         self.require("reconstruct", "vae", ("text",))
         if isinstance(lines, str):
             lines = [lines]
         return vae.reconstruct(self, list(lines), warn=warn or (lambda message: None), refine=refine,
-                               decode=decode, beam=beam, temperature=temperature, top_k=self.top_k(top_k), top_p=top_p,
-                               seed=seed)
+                               decode=decode, beam=beam, **self.sampling(temperature, top_k, top_p, seed))
 
     def refit(self, corpus, *, steps: int = 1000, lr: float = vae.REFIT_LR, batch_size: int = 128,
               seed: int = 0, progress: bool = False) -> dict:

@@ -66,14 +66,14 @@ def stack(*decorators):
     return apply
 
 
+OWN = "[default: the model's own (genseq models shows it), else {}]"
 sampling_options = stack(
-        click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
-                     help="Softmax temperature; 0 means greedy."),
+        click.option("--temperature", type=click.FloatRange(min=0), default=None,
+                     help="Softmax temperature; 0 means greedy. " + OWN.format("1; the piano's is 0.9")),
         click.option("--top-k", type=click.IntRange(min=0), default=None,
-                     help="Sample only from the k most likely tokens (0: all) [default: the model's own, "
-                          "else 0; the piano's is 4]."),
-        click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0,
-                     show_default=True, help="Nucleus sampling: the smallest set with this much probability."),
+                     help="Sample only from the k most likely tokens (0: all). " + OWN.format(0)),
+        click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None,
+                     help="Nucleus sampling: the smallest set with this much probability. " + OWN.format(1)),
         click.option("--seed", type=int, default=None, help="Seed for reproducible samples."),
 )
 
@@ -597,13 +597,14 @@ def models(as_json):
                                                  "recon_pixel_accuracy") if k in valid}
         row = {"name": name, "task": record["task"], "kind": record["codec"]["kind"],
                "corpus": record["corpus"]["name"], "megabytes": round(path.stat().st_size / 1e6, 2),
-               "held_out": score}
+               "held_out": score, "sampling": record.get("sampling") or {}}
         if as_json:
             click.echo(json.dumps(row))
         else:
             scores = ", ".join(f"{k} {v}" for k, v in score.items())
+            own = "".join(f"; samples at --{k.replace('_', '-')} {v:g}" for k, v in row["sampling"].items())
             click.echo(f"{name:<12} {row['task']:<4} {row['kind']:<5} {row['corpus']:<34} "
-                       f"{row['megabytes']:>4.1f} MB  held-out {scores}")
+                       f"{row['megabytes']:>4.1f} MB  held-out {scores}{own}")
 
 
 @main.command("export", short_help="Write a shareable copy of a model.")
@@ -614,11 +615,16 @@ def models(as_json):
 @click.option("--valid", "valid_path", type=click.Path(path_type=Path), default=None,
               help="Score MODEL on this held-out corpus as training validates, and store those "
                    "scores (what genseq models shows) in place of the training run's.")
+@click.option("--temperature", type=click.FloatRange(min=0), default=None,
+              help="Store this as the model's own --temperature, which sampling uses unless told otherwise.")
 @click.option("--top-k", type=click.IntRange(min=0), default=None,
-              help="Store this as the model's own --top-k, which sampling uses unless told otherwise "
-                   "(0: every token) [default: keep MODEL's].")
-def export_command(source, target, precision, valid_path, top_k):
-    """Write MODEL (file, run folder or name) as one shareable model file, weights only."""
+              help="Store this as the model's own --top-k (0: every token).")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Store this as the model's own --top-p.")
+def export_command(source, target, precision, valid_path, temperature, top_k, top_p):
+    """Write MODEL (file, run folder or name) as one shareable model file, weights only. Sampling
+    settings not given keep MODEL's own."""
     valid = None if valid_path is None else load(source, "cpu").evaluate(valid_path, iw_samples=0, refine=0)
-    size = export_model(source, target, precision, valid, sampling=None if top_k is None else {"top_k": top_k})
+    given = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+    size = export_model(source, target, precision, valid, sampling={k: v for k, v in given.items() if v is not None})
     click.echo(f"wrote {target} ({size / 1e6:.1f} MB)", err=True)

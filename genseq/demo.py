@@ -23,11 +23,10 @@ from genseq.store import atomic_path, shipped_models
 INPUTS = Path(__file__).resolve().parent / "demo_inputs"  # written by corpora/demo_inputs.py
 POEM_PAIRS = [("床前明月光", "春眠不觉晓"), ("白日依山尽", "处处闻啼鸟")]
 VERSE_PAIRS = [("Shall I compare thee to a summer's day", "Now is the winter of our discontent")]
-# (model, clip in demo_inputs/ cut from a test clip of its corpus, seconds to continue it, temperature);
-# the piano at 0.9 strikes new notes with the least hiss (bench/audio_quality.py); each model's own
-# truncation applies (its file says), and the page shows every flag
-CLIPS = [("speech", "speech_conf-leaderhasleft.wav", 2.5, 1.0), ("speech", "speech_queue-callswaiting.wav", 2.5, 1.0),
-         ("piano", "piano_bwv287.wav", 8.0, 0.9)]
+# (model, clip in demo_inputs/ cut from a test clip of its corpus, seconds to continue it); each
+# model samples as its file says (bench/audio_quality.py chose it), and the page shows those flags
+CLIPS = [("speech", "speech_conf-leaderhasleft.wav", 2.5), ("speech", "speech_queue-callswaiting.wav", 2.5),
+         ("piano", "piano_bwv287.wav", 8.0)]
 SPRITES = ["animals__death_yak.png", "fungi_plants__treant.png", "dragons__storm_dragon.png"]
 SEED = 0
 
@@ -64,7 +63,7 @@ def job_interpolations(out: Path, page: Page) -> None:
 
 
 def job_audio(out: Path, page: Page) -> None:
-    for i, (name, clip, seconds, temperature) in enumerate(CLIPS):
+    for i, (name, clip, seconds) in enumerate(CLIPS):
         model = load(name, "cpu")
         stem = f"continue_{i}_{name}"
         # the clip written and read back, so that the command below, run in the demo folder, makes
@@ -72,13 +71,13 @@ def job_audio(out: Path, page: Page) -> None:
         rate = model.codec.sample_rate
         write_wav(out / f"{stem}_prime.wav", model.read_clip(INPUTS / clip), rate)
         prime = model.read_clip(out / f"{stem}_prime.wav")
-        waves, rate = model.continue_(prime, seconds, 1, temperature=temperature, seed=SEED)
+        waves, rate = model.continue_(prime, seconds, 1, seed=SEED)
         full = np.concatenate([prime, waves[0]])
         write_wav(out / f"{stem}.wav", full, rate)
         write_png(out / f"{stem}.png", audio_picture(full, rate, len(prime)))
         keep = len(prime) / rate
-        flags = f" --top-k {model.top_k()}" if model.top_k() else ""  # the model's own, said aloud
-        flags += f" --temperature {temperature:g}" if temperature != 1 else ""
+        flags = "".join(f" --{k.replace('_', '-')} {v:g}"  # the model's own, said aloud
+                        for k, v in (model.record.get("sampling") or {}).items())
         body = (f'<p>prime ({keep:.2g} s): <audio controls preload="auto" src="{stem}_prime.wav"></audio> '
                 f'prime + continuation: <audio controls preload="auto" src="{stem}.wav"></audio></p>'
                 f'<img src="{stem}.png" alt="waveform and spectrogram of {stem}">')

@@ -213,7 +213,7 @@ def export_model(spec: str, target, precision: str = "float16", valid: dict | No
     """Copy a model file (resolved from ``spec``) to ``target`` without training state, its weights
     stored as ``float32``, ``float16`` or per-row ``int8`` (matrices; vectors stay float16).
     Loading restores float32. ``valid``: held-out scores to store in place of the training run's;
-    ``sampling``: how the model samples unless told otherwise (``{"top_k": 4}``), in place of its
+    ``sampling``: how the model samples unless told otherwise (``{"temperature": 0.9}``), over its
     own. Returns the new file's size in bytes."""
     record = read_file(resolve(spec))
     keep = {k: v for k, v in record.items() if k in ("format", "version", "task", "family", "config",
@@ -221,8 +221,8 @@ def export_model(spec: str, target, precision: str = "float16", valid: dict | No
                                                       "chosen", "sampling", "init")}
     if valid is not None:
         keep["valid"] = {**valid, "step": record.get("step")}
-    if sampling is not None:
-        keep["sampling"] = sampling
+    if sampling:
+        keep["sampling"] = {**record.get("sampling", {}), **sampling}
     weights = dequantize(record)
     if precision == "float16":
         weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}

@@ -217,20 +217,28 @@ def test_an_audio_models_frame_length(tmp_path, audio_folder, sprite_folder, cor
         assert "Traceback" not in result.output and not (tmp_path / "r").exists()
 
 
-def test_a_model_samples_with_its_own_top_k_unless_told(tmp_path, tiny_audio_run):
-    """genseq export --top-k stores how the model samples; continue and sample use it unless
-    --top-k is given (the shipped models sample their whole distribution)."""
-    exported = tmp_path / "k2.pt"
-    assert run("export", tiny_audio_run, exported, "--top-k", 2).exit_code == 0
-    assert genseq.load(exported, "cpu").top_k() == 2 and genseq.load(tiny_audio_run, "cpu").top_k() == 0
-    assert genseq.load("piano", "cpu").top_k() == 0
+def test_a_model_samples_as_its_file_says_unless_told(tmp_path, tiny_audio_run):
+    """genseq export --temperature/--top-k/--top-p stores how the model samples (over what it
+    already stores); continue and sample use it unless a flag says otherwise."""
+    exported, both = tmp_path / "k2.pt", tmp_path / "k2t.pt"
+    assert run("export", tiny_audio_run, exported, "--top-k", 2, "--precision", "float32").exit_code == 0
+    assert run("export", exported, both, "--temperature", 0.5, "--precision", "float32").exit_code == 0
+    assert genseq.load(tiny_audio_run, "cpu").sampling() == {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": None}
+    assert genseq.load(exported, "cpu").sampling()["top_k"] == 2
+    assert genseq.load(both, "cpu").sampling(top_p=0.5, seed=1) == {"temperature": 0.5, "top_k": 2, "top_p": 0.5,
+                                                                     "seed": 1}
+    listed = {row["name"]: row for row in map(json.loads, run("models", "--json").output.splitlines())}
+    assert listed["piano"]["sampling"] == genseq.load("piano", "cpu").record.get("sampling", {})
     clip = tmp_path / "clip.wav"
     sf.write(clip, (0.3 * np.sin(np.arange(4000) / 5)).astype(np.float32), 8000)
     takes = {}
-    for name, flags in [("own", []), ("two", ["--top-k", 2]), ("all", ["--top-k", 0])]:
+    for name, model, flags in [("own", both, []), ("said", both, ["--top-k", 2, "--temperature", 0.5]),
+                               ("said elsewhere", tiny_audio_run, ["--top-k", 2, "--temperature", 0.5]),
+                               ("all", both, ["--top-k", 0, "--temperature", 1])]:
         out = tmp_path / f"{name}.wav"
-        result = run("continue", clip, "-m", exported, "--seconds", 0.2, "--seed", 3, "--no-prime", "-o", out, *flags)
+        result = run("continue", clip, "-m", model, "--seconds", 0.2, "--seed", 3, "--no-prime", "-o", out, *flags)
         assert result.exit_code == 0, result.output
         takes[name] = sf.read(out)[0]
-    assert np.array_equal(takes["own"], takes["two"]) and not np.array_equal(takes["own"], takes["all"])
+    assert np.array_equal(takes["own"], takes["said"]) and np.array_equal(takes["own"], takes["said elsewhere"])
+    assert not np.array_equal(takes["own"], takes["all"])
     assert "the model's own" in run("continue", "--help").output

@@ -54,8 +54,8 @@ def test_page_renders_in_headless_chromium(demo_dir, tmp_path):
 
 
 def test_the_piano_command_on_the_page_makes_the_same_continuation(demo_dir, tmp_path, monkeypatch):
-    """The page's command for the 8-second piano continuation (temperature 0.9), run in the demo folder,
-    writes the very file the page plays."""
+    """The page's command for the 8-second piano continuation (the piano's own --temperature 0.9,
+    said aloud), run in the demo folder, writes the very file the page plays."""
     import html
     import shlex
 
