@@ -14,7 +14,7 @@ For each corpus (``speech``: corpora/audio/speech, ``piano``: corpora/audio/pian
     went silent (RMS of the last second < -50 dBFS) and that turned into noise (flatness > 0.5).
   - what a listener hears over longer continuations (issue 17's measure): clips primed with their
     first 3.0 s and continued for ``--seconds`` (8 by default), ``--takes`` takes each (seed 0),
-    for each ``--sampling`` setting (by default plain sampling and the 4 likeliest mu-law levels;
+    for each ``--sampling`` setting (by default the model file's own, ``own``, and its whole distribution;
     ``wall_s`` is each clip's 3 takes, primes included, on the machine's cores):
     the test clips of each corpus and clips from outside it, made here (``plucked``: a Karplus-Strong
     melody of our own, ``sines``: a decaying sine melody, ``espeak``: a sentence from espeak-ng when
@@ -252,8 +252,11 @@ def health(loaded, folder: Path, clips: int, prime_s: float, seconds: float, see
     }
 
 
-def sampling_setting(text: str) -> tuple[str, dict]:
-    """``top_p=0.7`` or ``temperature=0.7,top_k=4`` -> (the text, the continue_audio options)."""
+def sampling_setting(text: str) -> tuple[str, dict | None]:
+    """``top_p=0.7`` or ``temperature=0.7,top_k=4`` -> (the text, the continue_audio options);
+    ``own`` -> (``own``, None): what the model file says (its ``sampling``), as genseq continue does."""
+    if text == "own":
+        return text, None
     options = dict(part.split("=", 1) for part in text.split(","))
     return text, {k: int(v) if k == "top_k" else float(v) for k, v in options.items()}
 
@@ -269,10 +272,10 @@ def main():
     parser.add_argument("--seconds", type=float, default=8.0, help="length of the long continuations")
     parser.add_argument("--takes", type=int, default=3, help="takes per clip of the long continuations")
     parser.add_argument("--long-clips", type=int, default=3, help="test clips per corpus continued at length")
-    parser.add_argument("--sampling", type=sampling_setting, nargs="+", default=[("top_k=0", {"top_k": 0}),
-                                                                               ("top_k=4", {"top_k": 4})],
+    parser.add_argument("--sampling", type=sampling_setting, nargs="+",
+                        default=[("own", None), ("top_k=0", {"top_k": 0})],
                         help="the long continuations' samplers, each NAME=VALUE[,NAME=VALUE] of temperature, "
-                             "top_k, top_p [default: top_k=0 top_k=4]")
+                             "top_k, top_p, or own: the model file's own [default: own top_k=0]")
     parser.add_argument("--corpora", nargs="+", choices=CORPORA, default=list(CORPORA))
     parser.add_argument("--out", default=str(ROOT / "bench/results/audio_quality.json"))
     args = parser.parse_args()
@@ -326,8 +329,10 @@ def main():
         result["corpora"][corpus]["listener"] = {}
         for name, sampling in args.sampling:
             print(f"  {args.seconds:g} s continuations of 3 s primes, {args.takes} takes each, {name}:", flush=True)
+            own = loaded.record.get("sampling") or {}
             result["corpora"][corpus]["listener"][name] = listener(
-                loaded, corpus, long_clips, 3.0, args.seconds, args.takes, args.seed, **sampling)
+                loaded, corpus, long_clips, 3.0, args.seconds, args.takes, args.seed,
+                **(own if sampling is None else sampling))
     result["sanity"] = sanity
     result["runtime_s"] = round(time.perf_counter() - started, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
