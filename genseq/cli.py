@@ -245,9 +245,10 @@ image_options = stack(
               help=f"Audio frame model: samples per step of the frame tier [default: {frame_default('audio', 'frame')}]; a longer "
                    "frame samples faster (bench/frame_sizes.py). Images: one row.")
 @click.option("--carry", type=click.IntRange(min=0), default=0, metavar="N",
-              help="Audio: lanes of N consecutive windows that carry the model's state from one to the "
-                   "next (truncated backpropagation through time, as SampleRNN trains), so that it learns "
-                   "for the long contexts of sampling; 0: every window from a fresh state.")
+              help="Text and audio: lanes of N consecutive windows that carry the model's state from one "
+                   "to the next (truncated backpropagation through time, as char-rnn and SampleRNN train), "
+                   "so that it learns for the long contexts of sampling and scoring; 0: every window from "
+                   "a fresh state.")
 @click.option("--sample-rate", type=click.IntRange(min=1000, max=192_000), default=None,
               help=f"Audio: the model's sample rate; clips are resampled to it [default: {SAMPLE_RATE}].")
 @image_options

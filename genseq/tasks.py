@@ -168,13 +168,14 @@ FLAGS = {"hidden_size": "hidden", "embed_dim": "embed", "num_layers": "layers", 
 
 
 def check_carry(config: TrainConfig, model) -> None:
-    """Refuse a ``--carry`` that the model cannot carry: only the audio frame model's windows
-    continue one another, each of whole frames."""
+    """Refuse a ``--carry`` that the model cannot carry: only the windows of a stream (text, or
+    audio in whole frames) continue one another."""
     if not config.carry:
         return
-    if not isinstance(model, FrameLM) or model.config.rows:
-        raise GenseqError("--carry is for the audio frame model, whose windows follow one another; drop it")
-    if config.seq_len % model.frame:
+    if not isinstance(model, (FrameLM, RNNLM)) or getattr(model.config, "rows", 0):
+        raise GenseqError("--carry is for language models of text or audio, whose windows follow one another; "
+                          "drop it")
+    if isinstance(model, FrameLM) and config.seq_len % model.frame:
         raise GenseqError(f"--carry needs a --seq-len of whole frames: {config.seq_len} is not a multiple of "
                           f"--frame {model.frame}")
 

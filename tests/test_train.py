@@ -52,14 +52,18 @@ def test_lanes_read_consecutive_windows_and_start_anew_together():
         StreamLanes(stream[:5000], 16, 4, seed=0, carry=400)
 
 
-def test_carried_windows_score_what_one_long_window_scores():
+@pytest.mark.parametrize("family", ["frame", "rnn"])
+def test_carried_windows_score_what_one_long_window_scores(family):
     """A lane's windows, each continuing the state the last one left, give the NLL of the lane read
-    in one call: what the model learns from is the long context it will sample in."""
-    from genseq.models import FrameLM
+    in one call: what the model learns from is the long context it will sample in (audio) or be
+    scored in (text, whose held-out stream is read in lanes that carry the state)."""
+    from genseq.models import FrameLM, RNNLM
     from genseq.models.frame import FrameConfig
+    from genseq.models.rnn import RNNConfig
     torch.manual_seed(0)
-    model = FrameLM(FrameConfig(vocab_size=256, frame=4, frame_hidden=32, embed_dim=8, token_hidden=16,
-                                head_hidden=32)).eval()
+    model = (FrameLM(FrameConfig(vocab_size=256, frame=4, frame_hidden=32, embed_dim=8, token_hidden=16,
+                                 head_hidden=32)) if family == "frame"
+             else RNNLM(RNNConfig(vocab_size=256, hidden_size=24, embed_dim=8, num_layers=2))).eval()
     lanes = StreamLanes(torch.randint(256, (5000,), dtype=torch.int32), 16, 3, seed=0, carry=4)
     total, state = 0.0, None
     for step in range(4):
@@ -67,7 +71,10 @@ def test_carried_windows_score_what_one_long_window_scores():
         state, total = out["state"], total + out["loss"].item() * (17 if step == 0 else 16)
     joined = torch.cat([lanes.batch(0)] + [lanes.batch(s)[:, 1:] for s in range(1, 4)], 1)
     assert total / (4 * 16 + 1) == pytest.approx(model.loss(joined)["loss"].item(), rel=1e-5)
-    assert state.position == 4 * 16 + 1 and not state.frame_h.requires_grad
+    if family == "frame":
+        assert state.position == 4 * 16 + 1 and not state.frame_h.requires_grad
+    else:
+        assert state.shape == (2, 3, 24) and not state.requires_grad
 
 
 def test_schedule_warms_up_then_decays():
@@ -102,24 +109,34 @@ def test_resume_continues_exactly(tmp_path, corpus_file, ema):
     assert whole["valid"] == split["valid"]
 
 
-def test_resume_with_carried_state_continues_exactly(tmp_path, audio_folder):
+@pytest.mark.parametrize("kind", ["audio", "text"])
+def test_resume_with_carried_state_continues_exactly(tmp_path, audio_folder, corpus_file, kind):
     """Stopped between a lane's windows, a --carry run keeps the carried state in its checkpoint
     and resumes to the uninterrupted run's weights."""
-    kw = dict(model_config=TINY_FRAME, codec_options={"sample_rate": 8000}, valid=audio_folder, progress=False)
+    if kind == "audio":
+        kw = dict(model_config=TINY_FRAME, codec_options={"sample_rate": 8000}, valid=audio_folder)
+        corpus = audio_folder
+    else:
+        kw = dict(model_config={**TINY_MODEL, "num_layers": 2}, codec_options={"vocab_size": 300})
+        corpus = corpus_file
     cfg = TrainConfig(steps=10, batch_size=4, seq_len=64, valid_every=5, seed=0, carry=4)
-    train("lm", audio_folder, tmp_path / "whole", train_config=cfg, **kw)
-    train("lm", audio_folder, tmp_path / "split", train_config=cfg, stop_at=6, **kw)
-    assert read_file(tmp_path / "split" / "checkpoint.pt")["carried"]["position"] == 64 + 64 + 1
-    train("lm", audio_folder, tmp_path / "split", train_config=cfg, resume=True, **kw)
+    train("lm", corpus, tmp_path / "whole", train_config=cfg, progress=False, **kw)
+    train("lm", corpus, tmp_path / "split", train_config=cfg, stop_at=6, progress=False, **kw)
+    carried = read_file(tmp_path / "split" / "checkpoint.pt")["carried"]
+    if kind == "audio":
+        assert carried["position"] == 64 + 64 + 1
+    else:
+        assert carried["state"].shape == (2, 4, TINY_MODEL["hidden_size"])
+    train("lm", corpus, tmp_path / "split", train_config=cfg, resume=True, progress=False, **kw)
     whole, split = read_file(tmp_path / "whole" / "model.pt"), read_file(tmp_path / "split" / "model.pt")
     for name, tensor in whole["model"].items():
         assert torch.equal(tensor, split["model"][name]), name
 
 
-def test_carry_is_refused_where_windows_do_not_continue(tmp_path, audio_folder, corpus_file):
-    with pytest.raises(GenseqError, match="--carry is for the audio frame model"):
-        train("lm", corpus_file, tmp_path / "text", model_config=TINY_MODEL, codec_options={"vocab_size": 300},
-              progress=False, train_config=config(carry=2))
+def test_carry_is_refused_where_windows_do_not_continue(tmp_path, audio_folder, sprite_folder):
+    with pytest.raises(GenseqError, match="--carry is for language models of text or audio"):
+        train("lm", sprite_folder, tmp_path / "images", model_config=TINY_FRAME, progress=False,
+              codec_options={"palette": 3, "size": (8, 8)}, train_config=config(carry=2))
     with pytest.raises(GenseqError, match="--seq-len of whole frames: 60 is not a multiple of --frame 16"):
         train("lm", audio_folder, tmp_path / "audio", model_config={**TINY_FRAME, "frame": 16},
               codec_options={"sample_rate": 8000}, progress=False,

@@ -16,7 +16,6 @@ token after each position and the state after the last one; ``step(token, state)
 token. The token predicted at position t has index t in the frame grid: frame t // F, column t % F.
 """
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -249,11 +248,12 @@ class FrameLM(nn.Module):
         """The mean next-token NLL of a batch of windows. With ``carry`` (``--carry``'s lanes) the
         windows continue ``state`` (None: they start the lanes, one id longer), and the result
         holds the state after them, detached, under ``"state"``."""
-        if not carry:
-            return next_token_loss(self, batch)
-        logits, after = self(batch[:, :-1], state)
-        loss = F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
-        return {"loss": loss, "bits_per_token": loss.detach() / math.log(2), "state": after.detach()}
+        return next_token_loss(self, batch, carry, state)
+
+    @staticmethod
+    def carried_fields(state: FrameState) -> dict:
+        """A carried state as a checkpoint keeps it."""
+        return vars(state)
 
     @staticmethod
     def carried_state(fields: dict, device) -> FrameState:

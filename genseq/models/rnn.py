@@ -70,20 +70,39 @@ class RNNLM(nn.Module):
     repeat_state = staticmethod(repeat_state)
     select_state = staticmethod(select_state)
 
-    def loss(self, batch: torch.Tensor, step: int = 0) -> dict:
-        return next_token_loss(self, batch)
+    def loss(self, batch: torch.Tensor, step: int = 0, carry: bool = False, state=None) -> dict:
+        """The mean next-token NLL of a batch of windows; with ``carry`` (``--carry``'s lanes) they
+        continue ``state`` (None: they start the lanes) and the result holds the state after them,
+        detached, under ``"state"``."""
+        return next_token_loss(self, batch, carry, state)
+
+    @staticmethod
+    def carried_fields(state) -> dict:
+        """A carried state as a checkpoint keeps it."""
+        return {"state": state}
+
+    @staticmethod
+    def carried_state(fields: dict, device):
+        """The carried state from :meth:`carried_fields`, on ``device``."""
+        state = fields["state"]
+        return tuple(t.to(device) for t in state) if isinstance(state, (tuple, list)) else state.to(device)
 
     def stream_nll(self, stream: torch.Tensor) -> tuple[float, int]:
         """Total NLL (nats) of ``stream`` and the tokens scored (:func:`stream_nll`)."""
         return stream_nll(self, stream)
 
 
-def next_token_loss(model, batch: torch.Tensor) -> dict:
+def next_token_loss(model, batch: torch.Tensor, carry: bool = False, state=None) -> dict:
     """batch: (B, T + 1) ids -> ``{"loss": mean NLL in nats per predicted token, "bits_per_token"}``
-    of any model whose forward gives the logits of the token after each position."""
-    logits, _ = model(batch[:, :-1])
+    of any model whose forward takes ``(tokens, state)`` and gives the logits of the token after
+    each position and its last state. With ``carry`` the windows continue ``state`` and the result
+    adds the state after them, cut from the graph, under ``"state"``."""
+    logits, after = model(batch[:, :-1], state)
     loss = F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
-    return {"loss": loss, "bits_per_token": loss.detach() / math.log(2)}
+    result = {"loss": loss, "bits_per_token": loss.detach() / math.log(2)}
+    if carry:
+        result["state"] = tuple(t.detach() for t in after) if isinstance(after, tuple) else after.detach()
+    return result
 
 
 @torch.inference_mode()
