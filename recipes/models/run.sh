@@ -131,11 +131,12 @@ for target in "${targets[@]}"; do
       # size's sampling speed for 8 takes on 2 cores (bench/frame_sizes.py); candidates, scored
       # but not exported until a GPU run scores them beside the shipped models
       train_and_measure "$target" lm "corpora/audio/${target%-fast}" 0 $(gpu_budget 500) --hidden 256 --frame 32 $(frame) ;;
-    piano)  # two stages. (1) 4,855 steps in 7.2 minutes on one H100 on the committed chorales, in
+    piano)  # three stages. (1) 4,855 steps in 7.2 minutes on one H100 on the committed chorales, in
             # independent windows; (2) that model, as float16, fine-tuned on all 350 chorales (build.py
             # --full needs fluidsynth and music21) in lanes of 128 windows that carry the state
-            # (--carry: bench/state_drift.py), 10,635 steps in 105 minutes on one CPU thread; best.pt
-            # is the last step
+            # (--carry: bench/state_drift.py), 10,635 steps in 105 minutes on one CPU thread; (3) its
+            # best.pt (the last step), as float16, fine-tuned the same way 8,757 more steps at lr 3e-4
+            # (about 110 minutes on one CPU thread beside other runs); best.pt is the last step
       train_and_measure piano-windows lm corpora/audio/piano 0 $(gpu_budget 500) $(frame)
       genseq export "$runs/piano-windows/best.pt" "$runs/piano-windows/float16.pt" --precision float16
       piano_train=corpora/audio/piano/train  # quick mode: the committed chorales
@@ -143,11 +144,16 @@ for target in "${targets[@]}"; do
         python corpora/audio/piano/build.py --full --out "$runs/piano-corpus"
         piano_train=$runs/piano-corpus/train
       fi
-      rm -rf "$runs/piano"
+      rm -rf "$runs/piano-lanes" "$runs/piano"
       # shellcheck disable=SC2046
-      OMP_NUM_THREADS=1 genseq train lm "$piano_train" --valid corpora/audio/piano/valid -o "$runs/piano" \
+      OMP_NUM_THREADS=1 genseq train lm "$piano_train" --valid corpora/audio/piano/valid -o "$runs/piano-lanes" \
         --init "$runs/piano-windows/float16.pt" --carry 128 --seq-len 1024 --batch-size 32 --lr 5e-4 \
         $(cpu_minutes 105 250) --quiet
+      genseq export "$runs/piano-lanes/best.pt" "$runs/piano-lanes/float16.pt" --precision float16
+      # shellcheck disable=SC2046
+      OMP_NUM_THREADS=1 genseq train lm "$piano_train" --valid corpora/audio/piano/valid -o "$runs/piano" \
+        --init "$runs/piano-lanes/float16.pt" --carry 128 --seq-len 1024 --batch-size 32 --lr 3e-4 \
+        $(budget 8757) --device cpu --quiet
       measure piano lm corpora/audio/piano/test "$runs/piano/best.pt"
       export_model piano float16 best.pt --temperature 0.9 ;;  # its own sampling (bench/audio_quality.py)
     sprites)  # 7,910 steps in 7.2 minutes; the best validation, at step 750, is shipped
