@@ -29,6 +29,7 @@ Spectral flatness: geometric over arithmetic mean of the power spectrum of 512-s
 noise measures ~0.56 (exp(-Euler's gamma)); the script measures it too, raw and through mu-law.
 ``--model piano=PATH`` puts another model in the shipped one's place (a candidate, before it ships).
 Run: OMP_NUM_THREADS=1 python bench/audio_quality.py [--extra speech-gru=/path/to/model.pt]
+     python bench/audio_quality.py --measure docs/continue_piano.wav --prime-seconds 3   # one file
      python bench/audio_quality.py --corpora piano --sampling top_p=0.7 temperature=0.7 top_k=3 \
          --out bench/results/audio_sampling.json   # the other samplers of docs/results.md
 """
@@ -252,6 +253,22 @@ def health(loaded, folder: Path, clips: int, prime_s: float, seconds: float, see
     }
 
 
+def measure_file(path: str, prime_s: float) -> dict:
+    """What a listener hears in a WAV that ``genseq continue`` wrote (the prime, then the
+    continuation): each second of what follows the first ``prime_s`` seconds, and its notes a
+    second. The README's description of docs/continue_piano.wav comes from here."""
+    import soundfile
+
+    wave, rate = soundfile.read(path, dtype="float32")
+    after = wave[round(prime_s * rate):]
+    seconds = seconds_of(after, rate)
+    return {"file": str(path), "prime_seconds": prime_s,
+            "flatness_per_second": [round(r["flatness"], 4) for r in seconds],
+            "tonal_per_second": [round(r["tonal"], 3) for r in seconds],
+            "dbfs_per_second": [round(r["dbfs"], 1) for r in seconds],
+            "onsets_per_s": round(onsets_per_second(after, rate), 2)}
+
+
 def sampling_setting(text: str) -> tuple[str, dict | None]:
     """``top_p=0.7`` or ``temperature=0.7,top_k=4`` -> (the text, the continue_audio options);
     ``own`` -> (``own``, None): what the model file says (its ``sampling``), as genseq continue does."""
@@ -278,7 +295,13 @@ def main():
                              "top_k, top_p, or own: the model file's own [default: own top_k=0]")
     parser.add_argument("--corpora", nargs="+", choices=CORPORA, default=list(CORPORA))
     parser.add_argument("--out", default=str(ROOT / "bench/results/audio_quality.json"))
+    parser.add_argument("--measure", metavar="WAV", default=None,
+                        help="measure this file's continuation (after --prime-seconds) and stop")
+    parser.add_argument("--prime-seconds", type=float, default=3.0)
     args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure_file(args.measure, args.prime_seconds)))
+        return
     torch.set_num_threads(1)
     started = time.perf_counter()
     extras = dict(e.split("=", 1) for e in args.extra)

@@ -14,7 +14,7 @@ from genseq.codecs.image import IMAGE_SUFFIXES, NATIVE_LIMIT, PALETTE, SIZE
 from genseq.codecs.text import VOCAB_SIZE
 from genseq.device import DEVICES
 from genseq.errors import GenseqError
-from genseq.store import PRECISIONS, export_model, read_file, shipped_models
+from genseq.store import PRECISIONS, export_model, read_file, sampling_flags, shipped_models
 from genseq.media import audio_picture, check_output, grid, hide_below, write_png, write_wav
 from genseq.codecs.base import Codec
 from genseq.models import FrameConfig, ImageVAEConfig, RNNConfig, VAEConfig
@@ -603,7 +603,7 @@ def models(as_json):
             click.echo(json.dumps(row))
         else:
             scores = ", ".join(f"{k} {v}" for k, v in score.items())
-            own = "".join(f"; samples at --{k.replace('_', '-')} {v:g}" for k, v in row["sampling"].items())
+            own = f"; samples at{sampling_flags(record)}" if row["sampling"] else ""
             click.echo(f"{name:<12} {row['task']:<4} {row['kind']:<5} {row['corpus']:<34} "
                        f"{row['megabytes']:>4.1f} MB  held-out {scores}{own}")
 

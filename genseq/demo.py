@@ -18,7 +18,7 @@ from tqdm import tqdm
 from genseq.api import load
 from genseq.errors import GenseqError
 from genseq.media import audio_picture, grid, hide_below, write_png, write_wav
-from genseq.store import atomic_path, shipped_models
+from genseq.store import atomic_path, sampling_flags, shipped_models
 
 INPUTS = Path(__file__).resolve().parent / "demo_inputs"  # written by corpora/demo_inputs.py
 POEM_PAIRS = [("床前明月光", "春眠不觉晓"), ("白日依山尽", "处处闻啼鸟")]
@@ -76,8 +76,7 @@ def job_audio(out: Path, page: Page) -> None:
         write_wav(out / f"{stem}.wav", full, rate)
         write_png(out / f"{stem}.png", audio_picture(full, rate, len(prime)))
         keep = len(prime) / rate
-        flags = "".join(f" --{k.replace('_', '-')} {v:g}"  # the model's own, said aloud
-                        for k, v in (model.record.get("sampling") or {}).items())
+        flags = sampling_flags(model.record)  # the model's own, said aloud
         body = (f'<p>prime ({keep:.2g} s): <audio controls preload="auto" src="{stem}_prime.wav"></audio> '
                 f'prime + continuation: <audio controls preload="auto" src="{stem}.wav"></audio></p>'
                 f'<img src="{stem}.png" alt="waveform and spectrogram of {stem}">')

@@ -208,6 +208,12 @@ def dequantize(record: dict) -> dict:
     return weights
 
 
+def sampling_flags(record: dict) -> str:
+    """The model file's own sampling settings as the flags that say them (`` --temperature 0.9``),
+    for a listing or a command shown beside its output; "" when it has none."""
+    return "".join(f" --{k.replace('_', '-')} {v:g}" for k, v in (record.get("sampling") or {}).items())
+
+
 def export_model(spec: str, target, precision: str = "float16", valid: dict | None = None,
                  sampling: dict | None = None) -> int:
     """Copy a model file (resolved from ``spec``) to ``target`` without training state, its weights

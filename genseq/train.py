@@ -204,7 +204,8 @@ class Trainer:
         checkpoint = {**trained, "optimizer": self.optimizer.state_dict(), "total_steps": self.total,
                       "train": asdict(self.config), "rng_cpu": torch.get_rng_state(), "best": self.best,
                       "best_step": self.best_step,
-                      "ema": self.ema, "carried": None if self.carried is None else self.model.carried_fields(self.carried)}
+                      "ema": self.ema,
+                      "carried": None if self.carried is None else self.model.carried_fields(self.carried)}
         if self.device.type == "cuda":
             checkpoint["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         save_atomic(checkpoint, self.run_dir / CHECKPOINT_FILE)

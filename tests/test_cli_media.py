@@ -229,6 +229,8 @@ def test_a_model_samples_as_its_file_says_unless_told(tmp_path, tiny_audio_run):
                                                                      "seed": 1}
     listed = {row["name"]: row for row in map(json.loads, run("models", "--json").output.splitlines())}
     assert listed["piano"]["sampling"] == genseq.load("piano", "cpu").record.get("sampling", {})
+    assert listed["piano"]["sampling"] == {"temperature": 0.9} and listed["speech"]["sampling"] == {}
+    assert "piano" in run("models").output.split("samples at --temperature 0.9")[0].splitlines()[-1]
     clip = tmp_path / "clip.wav"
     sf.write(clip, (0.3 * np.sin(np.arange(4000) / 5)).astype(np.float32), 8000)
     takes = {}
