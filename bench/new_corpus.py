@@ -28,7 +28,7 @@ from common import ROOT, make_parser
 
 FORTUNES = Path("/usr/share/games/fortunes")
 OLD = {  # the defaults before genseq.sizing: the shipped models' sizes
-    "prose": ["--hidden", "512", "--embed", "256"],  # the same as the defaults now (no rule for text LMs)
+    "prose": ["--hidden", "512", "--embed", "256", "--precision", "float32", "--lr", "3e-3"],
     "sayings": ["--hidden", "512", "--embed", "256", "--batch-size", "64", "--lr", "1e-3", "--vocab-size", "2000",
                 "--free-bits", "0.5", "--word-dropout", "0.25", "--kl-schedule", "cyclical"],
     "speech": ["--hidden", "384", "--frame", "16", "--batch-size", "32", "--seq-len", "2048"],

@@ -294,7 +294,7 @@ def train(task: str, corpus, out, *, steps: int | None = None, minutes: float | 
           batch_size: int | None = None, lr: float | None = None, seq_len: int | None = None,
           valid_every: int = 250, seed: int = 0, keep_checkpoints: int = 0, checkpoint_minutes: float = 2.0,
           ema: float = 0.0, carry: int = 0,
-          precision: str = "float32", compile: bool = False, resume: bool = False, progress: bool = True,
+          precision: str | None = None, compile: bool = False, resume: bool = False, progress: bool = True,
           device: str | torch.device = "auto", refit_steps: int | None = None, sample_rate: int | None = None,
           palette: int | None = None, size: tuple[int, int] | None = None, colormap=None, init=None,
           **model_options) -> dict | None:

@@ -158,8 +158,9 @@ def training_options(task: str):
         click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0,
                      help="Validate and write the model as an exponential moving average of the weights "
                           "with this decay (0.999 suits small corpora that overfit; 0: off)."),
-        click.option("--precision", type=click.Choice(["float32", "bf16", "fp16"]), default="float32",
-                     help="Mixed precision for the forward pass: bf16 (CPU or GPU), fp16 (CUDA)."),
+        click.option("--precision", type=click.Choice(["float32", "bf16", "fp16"]), default=None,
+                     help="Mixed precision for the forward pass: bf16 (CPU or GPU), fp16 (CUDA) [default: "
+                          "float32, or bf16 for text language models on CPUs that compute it natively]."),
         click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model (slow to start)."),
         click.option("--resume", is_flag=True,
                      help="Continue the run in -o from its checkpoint, exactly, with its own settings."),

@@ -145,17 +145,17 @@ def fit_codec(kind: str, items: list, options: dict, offset: int = 0) -> Codec:
 
 def choose_settings(spec, kind: str, train_items: int, device: torch.device, model_config: dict,
                     codec_options: dict, train_config: TrainConfig):
-    """Fill the settings left unset (None) by :func:`genseq.sizing.choose`, then the batch size and
-    learning rate by the task's defaults; returns the three setting groups and what was chosen
+    """Fill the settings left unset (None) by :func:`genseq.sizing.choose`, then the batch size,
+    learning rate and precision by the task's defaults; returns the three setting groups and what was chosen
     (``settings`` and the ``reason`` line; empty when nothing was)."""
-    given = {**model_config, **codec_options, "batch_size": train_config.batch_size, "lr": train_config.lr,
-             "seq_len": train_config.seq_len}
+    train_keys = {"batch_size", "lr", "seq_len", "precision"}
+    given = {**model_config, **codec_options, **{key: getattr(train_config, key) for key in train_keys}}
     settings, reason = choose(spec.name, kind, train_items, device, given, model_config.get("arch") or "auto")
-    train_keys = {"batch_size", "lr", "seq_len"}
     model_config = {**model_config, **{k: v for k, v in settings.items() if k not in train_keys and k != "vocab_size"}}
     codec_options = {**codec_options, **{k: v for k, v in settings.items() if k == "vocab_size"}}
     train = {k: settings.get(k, getattr(train_config, k)) for k in train_keys}
-    train = {k: spec.train_defaults.get(k) if v is None else v for k, v in train.items()}
+    defaults = {"precision": "float32", **spec.train_defaults}
+    train = {k: defaults.get(k) if v is None else v for k, v in train.items()}
     if train["batch_size"] % distributed.world()[1]:
         raise GenseqError(f"--batch-size {train['batch_size']} does not split over {distributed.world()[1]} "
                           "processes; give a multiple of it")

@@ -42,7 +42,8 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     keep_checkpoints: int = 0  # also keep this many past checkpoints in RUN/checkpoints/
-    precision: str = "float32"  # or bf16 / fp16: autocast for the forward pass, fp32 weights
+    precision: str | None = "float32"  # or bf16 / fp16: autocast for the forward pass, fp32 weights;
+    # None: as genseq.sizing chooses for the run, else float32
     compile: bool = False  # torch.compile the model's forward
     ema: float = 0.0  # > 0: validate and write model.pt / best.pt with an exponential moving average
     checkpoint_minutes: float = 2.0  # also write a checkpoint when this long has passed since the last
@@ -75,9 +76,10 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 PRECISIONS = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def mixed_precision(precision: str, device: torch.device):
-    """The autocast context and gradient scaler for ``precision``. bf16 runs on CPUs and recent
-    GPUs; fp16 needs CUDA and scales the loss so that small gradients survive."""
+def mixed_precision(precision: str | None, device: torch.device):
+    """The autocast context and gradient scaler for ``precision`` (None: float32). bf16 runs on
+    CPUs and recent GPUs; fp16 needs CUDA and scales the loss so that small gradients survive."""
+    precision = precision or "float32"
     if precision not in PRECISIONS:
         raise GenseqError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     dtype = PRECISIONS[precision]

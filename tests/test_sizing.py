@@ -2,14 +2,17 @@
 
 import torch
 
-from genseq.sizing import CPU_AUDIO_LM, CPU_TEXT_VAE, choose
+from genseq import sizing
+from genseq.device import native_bf16
+from genseq.sizing import CPU_AUDIO_LM, CPU_TEXT_LM, CPU_TEXT_VAE, choose
 from genseq.store import read_file
 from test_cli import run
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
-def test_a_cpu_gets_smaller_models_and_a_gpu_keeps_the_shipped_sizes():
+def test_a_cpu_gets_smaller_models_and_a_gpu_keeps_the_shipped_sizes(monkeypatch):
+    monkeypatch.setattr(sizing, "native_bf16", lambda device: False)
     settings, reason = choose("lm", "audio", 200, CPU, {})
     assert settings == CPU_AUDIO_LM
     assert reason.startswith("chose --hidden 256 --frame 32 --batch-size 16 --seq-len 1024 for 200 training clips on the CPU")
@@ -18,6 +21,30 @@ def test_a_cpu_gets_smaller_models_and_a_gpu_keeps_the_shipped_sizes():
     assert choose("vae", "text", 3_000, CPU, {})[0] == CPU_TEXT_VAE
     assert choose("vae", "text", 3_000, CUDA, {}) == ({}, "")
     assert choose("lm", "audio", 200, CPU, {})[0] == {"hidden_size": 256, "frame": 32, "batch_size": 16, "seq_len": 1024}
+
+
+def test_a_text_lm_trains_in_bf16_on_a_cpu_that_computes_it_natively(monkeypatch):
+    monkeypatch.setattr(sizing, "native_bf16", lambda device: device.type == "cpu")
+    settings, reason = choose("lm", "text", 50_000, CPU, {})
+    assert settings == CPU_TEXT_LM == {"precision": "bf16", "lr": 2e-3}
+    assert reason.startswith("chose --precision bf16 --lr 0.002 for 50,000 training lines on the CPU")
+    assert choose("lm", "text", 50_000, CPU, {"lr": 1e-3})[0] == {"precision": "bf16"}
+    assert choose("lm", "text", 50_000, CPU, {"precision": "float32"}) == ({}, "")  # the rate is bf16's
+    assert choose("lm", "text", 50_000, CUDA, {}) == ({}, "")
+    assert choose("vae", "text", 3_000, CPU, {})[0] == CPU_TEXT_VAE  # measured: bf16 does not help the VAE
+    assert native_bf16(CUDA) is False and native_bf16(CPU) in (True, False)
+
+
+def test_a_text_run_records_the_precision_it_trained_in(tmp_path, corpus_file, monkeypatch):
+    for native in (True, False):
+        monkeypatch.setattr(sizing, "native_bf16", lambda device: native)
+        out = tmp_path / str(native)
+        result = run("train", "lm", corpus_file, "-o", out, "--steps", 2, "--valid-every", 2, "--hidden", 16,
+                     "--embed", 8, "--batch-size", 4, "--seq-len", 16, "--quiet", "--device", "cpu")
+        assert result.exit_code == 0, result.output
+        train = read_file(out / "checkpoint.pt")["train"]
+        assert (train["precision"], train["lr"]) == (("bf16", 2e-3) if native else ("float32", 3e-3))
+        assert ("chose --precision bf16 --lr 0.002" in result.output) == native
 
 
 def test_the_image_frame_tier_follows_the_number_of_images_on_any_device():
