@@ -146,8 +146,8 @@ def fit_codec(kind: str, items: list, options: dict, offset: int = 0) -> Codec:
 def choose_settings(spec, kind: str, train_items: int, device: torch.device, model_config: dict,
                     codec_options: dict, train_config: TrainConfig):
     """Fill the settings left unset (None) by :func:`genseq.sizing.choose`, then the batch size,
-    learning rate and precision by the task's defaults; returns the three setting groups and what was chosen
-    (``settings`` and the ``reason`` line; empty when nothing was)."""
+    learning rate and precision by the task's defaults; returns the three setting groups and what
+    was chosen (``settings`` and the ``reason`` line; empty when nothing was)."""
     train_keys = {"batch_size", "lr", "seq_len", "precision"}
     given = {**model_config, **codec_options, **{key: getattr(train_config, key) for key in train_keys}}
     settings, reason = choose(spec.name, kind, train_items, device, given, model_config.get("arch") or "auto")
