@@ -1,5 +1,8 @@
 """The settings a run chooses for what its user left unset: by corpus, device and task; flags win."""
 
+from pathlib import Path
+
+import pytest
 import torch
 
 from genseq import sizing
@@ -33,6 +36,15 @@ def test_a_text_lm_trains_in_bf16_on_a_cpu_that_computes_it_natively(monkeypatch
     assert choose("lm", "text", 50_000, CUDA, {}) == ({}, "")
     assert choose("vae", "text", 3_000, CPU, {})[0] == CPU_TEXT_VAE  # measured: bf16 does not help the VAE
     assert native_bf16(CUDA) is False and native_bf16(CPU) in (True, False)
+
+
+def test_native_bf16_agrees_with_the_cpu_flags_linux_reports():
+    """An independent reading of the same fact: the kernel's list of the CPU's instruction sets."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo on this system")
+    flags = set(cpuinfo.read_text().split())
+    assert native_bf16(CPU) == bool({"avx512_bf16", "amx_bf16", "amx_tile"} & flags)
 
 
 def test_a_text_run_records_the_precision_it_trained_in(tmp_path, corpus_file, monkeypatch):

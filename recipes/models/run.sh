@@ -88,11 +88,12 @@ for target in "${targets[@]}"; do
     shakespeare)  # two stages on the CPU. (1) 4,013 steps in independent windows of 128 tokens; (2)
                   # that model, as float16, fine-tuned in lanes of 16 windows that carry the state
                   # (--carry: bench/text_drift.py), 3,890 steps at lr 1e-3, 40 minutes on one thread
+      # --precision float32: as the shipped models trained (a CPU with native bf16 would choose bf16)
       train_and_measure shakespeare-windows lm corpora/shakespeare 4013 \
-        $(size --hidden 384 --layers 2 --embed 256 --dropout 0.25 --vocab-size 2000)
+        $(size --hidden 384 --layers 2 --embed 256 --dropout 0.25 --vocab-size 2000) --precision float32
       genseq export "$runs/shakespeare-windows/model.pt" "$runs/shakespeare-windows/float16.pt" --precision float16
       train_and_measure shakespeare lm corpora/shakespeare 3890 --init "$runs/shakespeare-windows/float16.pt" \
-        --carry 16 --lr 1e-3
+        --carry 16 --lr 1e-3 --precision float32
       export_model shakespeare float16 ;;
     poems)  # on one H200 beside three other runs: 40,814 steps in 6.5 minutes (a CPU thread: about
             # 7,000 steps an hour); free bits 2 nats per dimension, then the encoder refitted on the
@@ -107,7 +108,7 @@ for target in "${targets[@]}"; do
       export_model poems int8 refit.pt ;;
     poems-lm)
       train_and_measure poems-lm lm $poems 4000 \
-        $(size --hidden 512 --embed 256 --vocab-size 4000 --layers 1 --seq-len 64) --tokenizer char ;;
+        $(size --hidden 512 --embed 256 --vocab-size 4000 --layers 1 --seq-len 64) --tokenizer char --precision float32 ;;
     poems-bowman)
       train_and_measure poems-bowman vae $poems 2576 $(size --hidden 512 --embed 256 --vocab-size 4000) $bowman ;;
     poems-fb0.5|poems-fb1.0)  # the trade-off curve: Bowman's step budget, free bits 0.5 and 1.0
@@ -118,7 +119,7 @@ for target in "${targets[@]}"; do
       export_model verse int8 ;;
     verse-lm)
       train_and_measure verse-lm lm $verse 4000 \
-        $(size --hidden 512 --embed 256 --vocab-size 2000 --layers 1 --seq-len 64) ;;
+        $(size --hidden 512 --embed 256 --vocab-size 2000 --layers 1 --seq-len 64) --precision float32 ;;
     verse-bowman)
       train_and_measure verse-bowman vae $verse 2000 $(size --hidden 512 --embed 256 --vocab-size 2000) $bowman ;;
     speech)  # 4,864 steps in 7.2 minutes; the best validation, at step 4,500, is shipped
