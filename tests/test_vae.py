@@ -52,6 +52,8 @@ def test_free_bits_floor_each_dimension():
     # at initialisation every dimension's KL is far below 2 nats: the penalty is the floor
     assert out["kl"] < 4 * 2.0
     assert out["loss"].item() == pytest.approx(out["rec"].item() + 4 * 2.0, rel=1e-5)
+    # what validation reports, and the overfitting warning compares against: no floor
+    assert out["neg_elbo"].item() == pytest.approx(out["rec"].item() + out["kl"].item(), rel=1e-5)
 
 
 @pytest.mark.parametrize("schedule", ["linear", "logistic", "cyclical", "constant"])

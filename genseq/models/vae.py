@@ -85,8 +85,9 @@ class VAEObjective:
         rec, kl_dims, z = self.elbo_terms(tokens, with_code=True)
         kl_penalised = kl_dims.clamp(min=config.free_bits) if config.free_bits > 0 else kl_dims
         beta = 0.0 if pretraining else kl_weight(config, step - config.ae_pretrain_steps)
+        # neg_elbo: the objective without free bits or annealing, what validation reports as its loss
         stats = {"loss": rec + beta * kl_penalised.sum(), "rec": rec.detach(), "kl": kl_dims.sum().detach(),
-                 "beta": torch.tensor(beta)}
+                 "neg_elbo": (rec + kl_dims.sum()).detach(), "beta": torch.tensor(beta)}
         if getattr(self, "bow", None) is not None:  # the sequence VAE's bag-of-words loss
             bow = self.bag_of_words_nll(tokens, z)
             stats.update(loss=stats["loss"] + config.bow_weight * bow, bow=bow.detach())
