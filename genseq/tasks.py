@@ -143,14 +143,15 @@ def fit_codec(kind: str, items: list, options: dict, offset: int = 0) -> Codec:
     return ImageCodec.fit(items, options.get("palette") or PALETTE, height, width, offset=offset)
 
 
-def choose_settings(spec, kind: str, train_items: int, device: torch.device, model_config: dict,
+def choose_settings(spec, kind: str, train_items, device: torch.device, model_config: dict,
                     codec_options: dict, train_config: TrainConfig):
     """Fill the settings left unset (None) by :func:`genseq.sizing.choose`, then the batch size,
     learning rate and precision by the task's defaults; returns the three setting groups and what
     was chosen (``settings`` and the ``reason`` line; empty when nothing was)."""
     train_keys = {"batch_size", "lr", "seq_len", "precision"}
     given = {**model_config, **codec_options, **{key: getattr(train_config, key) for key in train_keys}}
-    settings, reason = choose(spec.name, kind, train_items, device, given, model_config.get("arch") or "auto")
+    settings, reason = choose(spec.name, kind, len(train_items), device, given, model_config.get("arch") or "auto",
+                              text_bytes=train_items.nbytes if kind == "text" else None)
     model_config = {**model_config, **{k: v for k, v in settings.items() if k not in train_keys and k != "vocab_size"}}
     codec_options = {**codec_options, **{k: v for k, v in settings.items() if k == "vocab_size"}}
     train = {k: settings.get(k, getattr(train_config, k)) for k in train_keys}
@@ -475,7 +476,7 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     chosen = {}
     if checkpoint is None:  # settings left unset: sized for this corpus, device and budget
         model_config, codec_options, train_config, chosen = choose_settings(
-            spec, kind, len(train_items), device, dict(model_config or {}), codec_options, train_config)
+            spec, kind, train_items, device, dict(model_config or {}), codec_options, train_config)
         if start is not None:  # the model and its codec are the initial model's; sizing sets the rest
             chosen = {}
         if chosen and rank == 0:

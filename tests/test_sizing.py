@@ -7,7 +7,7 @@ import torch
 
 from genseq import sizing
 from genseq.device import native_bf16
-from genseq.sizing import CPU_AUDIO_LM, CPU_TEXT_LM, CPU_TEXT_VAE, choose
+from genseq.sizing import CPU_AUDIO_LM, CPU_TEXT_LM, CPU_TEXT_VAE, SMALL_TEXT_CORPUS, SMALL_TEXT_LM, choose
 from genseq.store import read_file
 from test_cli import run
 
@@ -38,6 +38,41 @@ def test_a_text_lm_trains_in_bf16_on_a_cpu_that_computes_it_natively(monkeypatch
     assert native_bf16(CUDA) is False and native_bf16(CPU) in (True, False)
 
 
+def test_a_small_text_corpus_gets_a_small_regularised_lm_on_any_device(monkeypatch):
+    monkeypatch.setattr(sizing, "native_bf16", lambda device: False)
+    for device in (CPU, CUDA):
+        settings, reason = choose("lm", "text", 2_741, device, {}, text_bytes=139_000)
+        assert settings == SMALL_TEXT_LM == {"hidden_size": 256, "embed_dim": 128, "num_layers": 1,
+                                             "vocab_size": 1000, "dropout": 0.3}
+        assert reason.startswith("chose --hidden 256 --embed 128 --layers 1 --vocab-size 1000 --dropout 0.3 "
+                                 "for 2,741 training lines")
+        assert "139 KB of text overfit the shipped size within minutes" in reason
+    assert choose("lm", "text", 2_741, CPU, {}, text_bytes=SMALL_TEXT_CORPUS)[0] == SMALL_TEXT_LM  # the edge
+    assert choose("lm", "text", 50_000, CPU, {}, text_bytes=SMALL_TEXT_CORPUS + 1) == ({}, "")
+    assert choose("lm", "text", 2_741, CPU, {"hidden_size": 512, "dropout": 0.1}, text_bytes=139_000)[0] == \
+        {"embed_dim": 128, "num_layers": 1, "vocab_size": 1000}
+    assert choose("lm", "text", 2_741, CPU, {}, arch="rnn", text_bytes=139_000) == ({}, "")  # --arch given
+    assert choose("vae", "text", 2_741, CPU, {}, text_bytes=139_000)[0] == CPU_TEXT_VAE
+    # where the CPU computes bf16 natively both rules apply, and the line gives both reasons
+    monkeypatch.setattr(sizing, "native_bf16", lambda device: device.type == "cpu")
+    settings, reason = choose("lm", "text", 2_741, CPU, {}, text_bytes=139_000)
+    assert settings == {**SMALL_TEXT_LM, **CPU_TEXT_LM}
+    assert reason.endswith("within minutes; this CPU computes bf16 natively, so mixed precision takes more steps "
+                           "in a budget (flags override)")
+
+
+def test_a_text_run_measures_its_corpus_in_bytes(tmp_path, corpus_file, monkeypatch):
+    monkeypatch.setattr(sizing, "native_bf16", lambda device: False)
+    out = tmp_path / "small"
+    result = run("train", "lm", corpus_file, "-o", out, "--steps", 2, "--valid-every", 2, "--embed", 8,
+                 "--batch-size", 4, "--seq-len", 16, "--vocab-size", 200, "--quiet", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    record = read_file(out / "model.pt")
+    assert record["config"]["hidden_size"] == 256 and record["config"]["num_layers"] == 1
+    assert record["config"]["dropout"] == 0.3 and record["config"]["embed_dim"] == 8
+    assert "KB of text overfit the shipped size" in record["chosen"]["reason"]
+
+
 def test_native_bf16_agrees_with_the_cpu_flags_linux_reports():
     """An independent reading of the same fact: the kernel's list of the CPU's instruction sets."""
     cpuinfo = Path("/proc/cpuinfo")
@@ -56,7 +91,7 @@ def test_a_text_run_records_the_precision_it_trained_in(tmp_path, corpus_file, m
         assert result.exit_code == 0, result.output
         train = read_file(out / "checkpoint.pt")["train"]
         assert (train["precision"], train["lr"]) == (("bf16", 2e-3) if native else ("float32", 3e-3))
-        assert ("chose --precision bf16 --lr 0.002" in result.output) == native
+        assert ("--precision bf16 --lr 0.002 for 570 training lines" in result.output) == native
 
 
 def test_the_image_frame_tier_follows_the_number_of_images_on_any_device():

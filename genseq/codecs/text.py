@@ -46,6 +46,11 @@ class Lines(Sequence):
     def __len__(self) -> int:
         return len(self.positions)
 
+    @property
+    def nbytes(self) -> int:
+        """The UTF-8 bytes of these lines, without their line ends."""
+        return int((self.bounds[self.positions + 1] - self.bounds[self.positions]).sum())
+
     def __getitem__(self, key):
         if isinstance(key, slice):
             return Lines(self.data, self.bounds, self.positions[key])
