@@ -147,7 +147,8 @@ def choose_settings(spec, kind: str, train_items, device: torch.device, model_co
                     codec_options: dict, train_config: TrainConfig):
     """Fill the settings left unset (None) by :func:`genseq.sizing.choose`, then the batch size,
     learning rate and precision by the task's defaults; returns the three setting groups and what
-    was chosen (``settings`` and the ``reason`` line; empty when nothing was)."""
+    was chosen (``settings`` and the ``reason`` line; empty when nothing was). ``train_items``:
+    the training split, which the rules read by count and, for text, by size."""
     train_keys = {"batch_size", "lr", "seq_len", "precision"}
     given = {**model_config, **codec_options, **{key: getattr(train_config, key) for key in train_keys}}
     settings, reason = choose(spec.name, kind, len(train_items), device, given, model_config.get("arch") or "auto",
