@@ -2,10 +2,13 @@
 
 from pathlib import Path
 
+
 import pytest
 import torch
 
 from genseq import sizing
+from genseq.codecs.text import read_text_corpus
+from genseq.data import split_holdout
 from genseq.device import native_bf16
 from genseq.sizing import CPU_AUDIO_LM, CPU_TEXT_LM, CPU_TEXT_VAE, SMALL_TEXT_CORPUS, SMALL_TEXT_LM, choose
 from genseq.store import read_file
@@ -70,7 +73,22 @@ def test_a_text_run_measures_its_corpus_in_bytes(tmp_path, corpus_file, monkeypa
     record = read_file(out / "model.pt")
     assert record["config"]["hidden_size"] == 256 and record["config"]["num_layers"] == 1
     assert record["config"]["dropout"] == 0.3 and record["config"]["embed_dim"] == 8
-    assert "KB of text overfit the shipped size" in record["chosen"]["reason"]
+    # the size it read is the training split's (seed 0, 5% held out), not zero or the whole file's
+    train_split, _ = split_holdout(read_text_corpus(corpus_file), 0.05, 0)
+    expected = sum(len(line.encode("utf-8")) for line in train_split)
+    assert f"for {len(train_split):,} training lines" in record["chosen"]["reason"]
+    assert f" {expected / 1000:,.0f} KB of text overfit" in record["chosen"]["reason"]
+    assert expected < 0.97 * read_text_corpus(corpus_file).nbytes
+
+
+def test_lines_count_their_bytes_in_every_view(tmp_path):
+    path = tmp_path / "lines.txt"
+    path.write_text("short\n  a longer line  \n\nünïcode ✓\nx\n", encoding="utf-8")
+    lines = read_text_corpus(path)  # stripped, empty lines dropped
+    assert list(lines) == ["short", "a longer line", "ünïcode ✓", "x"]
+    assert lines.nbytes == 5 + 13 + len("ünïcode ✓".encode("utf-8")) + 1 == 32
+    assert lines.take([2, 0]).nbytes == 13 + 5
+    assert lines[1:3].nbytes == 13 + 13
 
 
 def test_native_bf16_agrees_with_the_cpu_flags_linux_reports():

@@ -118,7 +118,8 @@ for target in "${targets[@]}"; do
         $vae_recipe --free-bits "${target#poems-fb}" ;;
     verse)  # the CPU rule for a sentence VAE (genseq.sizing chooses every setting: 256 units, free
             # bits 4, word dropout 0.3, 1,000 pieces ...): 55,730 steps and a 5,573-step encoder
-            # refit, which --minutes 95 fixed on one CPU thread beside other runs
+            # refit, which --minutes 95 fixed on one CPU thread beside other runs (validating every
+            # 2,500 steps, and once at step 20 for the budget's calibration, which --steps skips)
       # shellcheck disable=SC2046
       OMP_NUM_THREADS=1 train_and_measure verse vae $verse 0 $(cpu_steps 55730 2500) $(size)
       export_model verse int8 ;;
