@@ -286,6 +286,12 @@ class Trainer:
         self.watch_overfitting(metrics["loss"])
         return metrics
 
+    def note_training_loss(self, stats: dict) -> None:
+        """Keep the held-out loss's training twin for :meth:`watch_overfitting`: the loss, or a
+        VAE's negative ELBO, since its objective has free bits and a KL weight, under which the
+        held-out ELBO rises early as the code fills, by design."""
+        self.train_losses.append(stats.get("neg_elbo", stats["loss"]))
+
     def watch_overfitting(self, valid_loss: float) -> None:
         """Warn once when the held-out loss has risen at two validations in a row while the
         training loss fell: the model is learning its training items by heart."""
@@ -375,9 +381,7 @@ class Trainer:
                     rate = window_tokens / (time.perf_counter() - window_start)
                     window_start, window_tokens = time.perf_counter(), 0
                     stats = {k: round(v.item(), 4) for k, v in stats.items()}
-                    # the held-out loss's training twin: a VAE's objective has free bits and a KL
-                    # weight, under which the held-out ELBO rises early as the code fills, by design
-                    self.train_losses.append(stats.get("neg_elbo", loss))
+                    self.note_training_loss(stats)
                     self.log(split="train", **stats, lr=self.optimizer.param_groups[0]["lr"],
                               tokens_per_s=round(rate))
                     bar.set_postfix(**{k: f"{v:.3f}" for k, v in stats.items()}, tok_s=f"{rate:,.0f}",

@@ -86,6 +86,22 @@ def test_overfitting_is_named_once_with_best_pt(tmp_path, capsys):
     assert "warning" not in capsys.readouterr().err
 
 
+def test_a_vae_is_watched_by_its_elbo_not_its_objective(tmp_path, capsys):
+    """Under free bits the VAE's objective falls while its held-out negative ELBO rises early, by
+    design: the warning compares the held-out loss with the training ELBO, which rises with it."""
+    trainer = Trainer.__new__(Trainer)
+    trainer.run_dir, trainer.best_step, trainer.curve, trainer.warned_overfitting = tmp_path, 250, [], False
+    for valid, objective, elbo in [(90.0, 80.0, 95.0), (92.0, 70.0, 97.0), (94.0, 60.0, 99.0)]:
+        trainer.train_losses = []
+        trainer.note_training_loss({"loss": objective, "neg_elbo": elbo, "kl": 5.0})
+        assert trainer.train_losses == [elbo]
+        trainer.watch_overfitting(valid)
+    assert "warning" not in capsys.readouterr().err
+    trainer.train_losses = []
+    trainer.note_training_loss({"loss": 3.0})  # a language model's loss is its own twin
+    assert trainer.train_losses == [3.0]
+
+
 def test_budgets_and_corpora_that_cannot_work_get_one_line(tmp_path, corpus_file):
     with pytest.raises(GenseqError, match=r"--minutes 1e-05 is shorter than one training step, which took "
                                           r"[0-9.]+ s here; give --minutes 1 or more"):
