@@ -296,7 +296,8 @@ def train(task: str, corpus, out, *, steps: int | None = None, minutes: float | 
           ema: float = 0.0, carry: int = 0,
           precision: str | None = None, compile: bool = False, resume: bool = False, progress: bool = True,
           device: str | torch.device = "auto", refit_steps: int | None = None, sample_rate: int | None = None,
-          palette: int | None = None, size: tuple[int, int] | None = None, colormap=None, init=None,
+          preemphasis: float | None = None, palette: int | None = None, size: tuple[int, int] | None = None,
+          colormap=None, init=None,
           **model_options) -> dict | None:
     """Train a ``task`` (``lm`` or ``vae``) model on ``corpus`` (a text file, a folder of text,
     audio or images) into run folder ``out``, as ``genseq train`` does; returns the held-out
@@ -306,7 +307,8 @@ def train(task: str, corpus, out, *, steps: int | None = None, minutes: float | 
     model's own settings (``hidden_size``, ``embed_dim``, ``num_layers``, ``latent_dim``,
     ``free_bits`` ...). Settings left None or absent are chosen for the corpus, the device and the
     budget (:func:`genseq.sizing.choose`, which the run reports in one line), else take the task's
-    and the dataclasses' defaults; ``sample_rate``, ``palette`` and ``size`` the codec's.
+    and the dataclasses' defaults; ``sample_rate``, ``preemphasis``, ``palette`` and ``size`` the
+    codec's.
     ``init`` (a model file, run folder or shipped name) fine-tunes that model instead of a new one.
     """
     if task not in tasks.TASKS:
@@ -320,7 +322,7 @@ def train(task: str, corpus, out, *, steps: int | None = None, minutes: float | 
                          keep_checkpoints=keep_checkpoints, checkpoint_minutes=checkpoint_minutes,
                          precision=precision, compile=compile, ema=ema, carry=carry)
     codec_options = dict(tokenizer=tokenizer, vocab_size=vocab_size, sample_rate=sample_rate,
-                         palette=palette, size=size, colormap=colormap)
+                         preemphasis=preemphasis, palette=palette, size=size, colormap=colormap)
     try:
         return tasks.train(task, corpus, out, model_config=model_options, train_config=config, valid=valid,
                            valid_fraction=valid_fraction, codec_options=codec_options,

@@ -252,6 +252,10 @@ image_options = stack(
                    "a fresh state.")
 @click.option("--sample-rate", type=click.IntRange(min=1000, max=192_000), default=None,
               help=f"Audio: the model's sample rate; clips are resampled to it [default: {SAMPLE_RATE}].")
+@click.option("--preemphasis", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="A",
+              help="Audio: model x[n] - A x[n-1] and play it back through the inverse filter, which moves "
+                   "the sampler's hiss under the music (LPCNet uses 0.85); with --init, fine-tunes that "
+                   "model into it [default: 0, none].")
 @image_options
 def train_lm_command(hidden, embed, **options):
     """Train an autoregressive model on CORPUS, whose kind is told by its files:

@@ -135,7 +135,7 @@ def fit_codec(kind: str, items: list, options: dict, offset: int = 0) -> Codec:
             tokenizer = choose_tokenizer(items)
         return TextCodec.train(items, tokenizer, options.get("vocab_size") or VOCAB_SIZE)
     if kind == "audio":
-        return AudioCodec(options.get("sample_rate") or SAMPLE_RATE)
+        return AudioCodec(options.get("sample_rate") or SAMPLE_RATE, preemphasis=options.get("preemphasis") or 0.0)
     if options.get("colormap") is not None:  # the lecture's images keep their size and colours
         height, width = items[0].shape[:2]
         return ImageCodec.from_palette(read_colormap(options["colormap"]), height, width, offset)
@@ -194,7 +194,7 @@ def start_from(init, task: str, kind: str, model_config: dict, codec_options: di
         raise GenseqError(f"{init} models {record['codec'].get('kind')}, and this corpus is {kind}; "
                           "start from a model of the same kind of data")
     fixed = [key for key, value in {**model_config, **codec_options}.items()
-             if value is not None and key not in ("dropout", "tokenizer", "arch", "colormap")]
+             if value is not None and key not in ("dropout", "tokenizer", "arch", "colormap", "preemphasis")]
     if codec_options.get("tokenizer") not in (None, "auto"):
         fixed.append("tokenizer")
     if fixed:
@@ -203,6 +203,8 @@ def start_from(init, task: str, kind: str, model_config: dict, codec_options: di
                           "(or train a new model without --init)")
     if model_config.get("dropout") is not None and "dropout" in record["config"]:
         record = {**record, "config": {**record["config"], "dropout": model_config["dropout"]}}
+    if codec_options.get("preemphasis") is not None:  # fine-tuned into the pre-emphasised signal
+        record = {**record, "codec": {**record["codec"], "preemphasis": codec_options["preemphasis"]}}
     return {**record, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
@@ -459,6 +461,8 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     colormap = codec_options.get("colormap")
     kind = corpus_kind(corpus, colormap)
     check_model_options(task, kind, model_config or {})
+    if codec_options.get("preemphasis") is not None and kind != "audio":
+        raise GenseqError(f"--preemphasis filters audio, and this corpus is {kind}; drop it")
     spec.check_corpus(corpus, kind)
     sample_rate = codec_options.get("sample_rate") or SAMPLE_RATE
     checkpoint = read_file(run_dir / CHECKPOINT_FILE) if resume else None
@@ -600,7 +604,8 @@ def continue_audio(loaded: Loaded, clip: np.ndarray | None, seconds: float, n: i
     with reading, bar:
         ids = generate(loaded.model, prime, steps, batch=n, temperature=temperature, top_k=top_k, top_p=top_p,
                        seed=seed, progress=lambda done: tick(done * n), prime_progress=read)
-    return [codec.decode(row) for row in ids]
+    before = float(np.clip(clip[-1], -1, 1)) if clip is not None and len(clip) else 0.0  # where de-emphasis starts
+    return [codec.decode(row, before) for row in ids]
 
 
 def sample_images(loaded: Loaded, n: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,

@@ -244,3 +244,30 @@ def test_a_model_samples_as_its_file_says_unless_told(tmp_path, tiny_audio_run):
     assert np.array_equal(takes["own"], takes["said"]) and np.array_equal(takes["own"], takes["said elsewhere"])
     assert not np.array_equal(takes["own"], takes["all"])
     assert "the model's own" in run("continue", "--help").output
+
+
+def test_a_pre_emphasised_audio_model(tmp_path, audio_folder, corpus_file, tiny_audio_run):
+    """--preemphasis trains on the filtered signal and stores the filter; a continuation picks up
+    where its clip ends (the inverse filter starts from the clip's last sample, not from 0);
+    --init with --preemphasis fine-tunes a plain model into it; text has none to give."""
+    run_dir = tmp_path / "pe"
+    result = run("train", "lm", audio_folder, "-o", run_dir, "--valid", audio_folder, "--steps", 2,
+                 "--valid-every", 2, "--batch-size", 2, "--seq-len", 64, "--hidden", 16, "--embed", 4,
+                 "--token-hidden", 8, "--frame", 8, "--sample-rate", 8000, "--preemphasis", 0.85, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert load_model(str(run_dir)).codec.preemphasis == 0.85
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, np.full(800, 0.5, np.float32), 8000)  # a held level: de-emphasis from 0 would drop by 0.5
+    out = tmp_path / "c.wav"
+    result = run("continue", clip, "-m", run_dir, "--seconds", 0.01, "--seed", 0, "--no-prime", "-o", out,
+                 "--temperature", 0.01)
+    assert result.exit_code == 0, result.output
+    assert abs(sf.read(out)[0][0] - 0.5) < 0.2
+    tuned = tmp_path / "tuned"
+    result = run("train", "lm", audio_folder, "-o", tuned, "--valid", audio_folder, "--steps", 1, "--quiet",
+                 "--init", tiny_audio_run, "--preemphasis", 0.5, "--batch-size", 2, "--seq-len", 64)
+    assert result.exit_code == 0, result.output
+    assert load_model(str(tuned)).codec.preemphasis == 0.5 and load_model(str(tiny_audio_run)).codec.preemphasis == 0
+    result = run("train", "lm", corpus_file, "-o", tmp_path / "text", "--preemphasis", 0.85)
+    assert result.exit_code == 1 and "--preemphasis filters audio" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "text").exists()
