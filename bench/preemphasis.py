@@ -9,11 +9,9 @@
    be read as the uncertainty that would cause it. SIGMA 0 is the codec's own floor.
 
 2. Likelihoods. Bits per sample over mu-law ids compare models of one codec only: a codec with
-   pre-emphasis quantises another signal, in levels of other widths. As a density (each level's
-   probability spread evenly over its bin, Theis et al. 2016's dequantisation) the two are one
-   measure: bits/sample + the mean log2 width of the observed bins, in units of full scale. The
-   filter x -> x[n] - a x[n-1] has a unit Jacobian, so the densities of x and of the filtered
-   signal are equal. Lower is better; it is negative.
+   pre-emphasis quantises another signal, in levels of other widths. As densities of the
+   waveform (``density_bits_per_sample``, :meth:`genseq.codecs.AudioCodec.log2_bin_widths`) the
+   two are one measure. Lower is better; it is negative.
 
 Run: OMP_NUM_THREADS=1 python bench/preemphasis.py [--model NAME=PATH ...] [--out FILE]
 (the shipped piano is always scored; ``--model`` adds others, e.g. a run's best.pt).
@@ -35,15 +33,6 @@ from common import ROOT, make_parser
 
 SIGMAS = [0.0, 0.001, 0.002, 0.003, 0.004, 0.005]
 COEFFICIENTS = [0.0, 0.85]
-
-
-def bin_log2_widths(levels: int = 256) -> torch.Tensor:
-    """log2 of each mu-law id's bin width, in units of full scale (torchaudio's rounding)."""
-    mu = levels - 1
-    edges = (torch.arange(levels + 1, dtype=torch.float64) - 0.5) * 2 / mu - 1
-    edges = edges.clamp(-1, 1)
-    x = torch.sign(edges) * torch.expm1(edges.abs() * math.log1p(mu)) / mu
-    return torch.log2(x[1:] - x[:-1])
 
 
 def jitter_entropy(x: np.ndarray, sigma: float, levels: int = 256) -> float:
@@ -83,17 +72,12 @@ def simulate(clips: dict, seed: int = 0) -> dict:
 def density(name: str, spec: str, test: list) -> dict:
     """Bits/sample of the test clips over the model's ids, and as a density of the waveform."""
     loaded = load_model(spec)
-    codec = loaded.codec
-    metrics = lm_metrics(loaded.model, codec, test)
-    ids = codec.encode_stream(test).long()
-    widths = float(bin_log2_widths(codec.levels)[ids[1:]].sum()) / sum(len(item) for item in test)
-    row = {"model": str(loaded.path), "preemphasis": codec.preemphasis,
+    metrics = lm_metrics(loaded.model, loaded.codec, test)
+    row = {"model": str(loaded.path), "preemphasis": loaded.codec.preemphasis,
            "bits_per_sample": round(metrics["bits_per_sample"], 4),
-           "mean_log2_bin_width": round(widths, 4),
-           "density_bits_per_sample": round(metrics["bits_per_sample"] + widths, 4)}
-    print(f"  {name:<10} pre-emphasis {codec.preemphasis:<4} {row['bits_per_sample']} bits/sample over ids, "
-          f"{row['density_bits_per_sample']} as a density (mean log2 bin width {row['mean_log2_bin_width']})",
-          flush=True)
+           "density_bits_per_sample": round(metrics["density_bits_per_sample"], 4)}
+    print(f"  {name:<10} pre-emphasis {row['preemphasis']:<4} {row['bits_per_sample']} bits/sample over ids, "
+          f"{row['density_bits_per_sample']} as a density", flush=True)
     return row
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from genseq.codecs import AudioCodec, codec_from_state, read_audio
 from genseq.errors import GenseqError
@@ -63,6 +64,23 @@ def test_preemphasis_moves_id_jitter_down_the_spectrum():
         power = np.abs(np.fft.rfft(noise)) ** 2
         high.append(power[len(power) // 2:].sum())
     assert high[1] < 0.25 * high[0]
+
+
+def test_bin_widths_tile_full_scale_and_densities_compare_across_codecs():
+    """The mu-law bins tile [-1, 1], finest near 0. A model of the waveform that is uniform on
+    [-1, 1] gives each id the probability of its bin, whatever the codec quantises: its bits over
+    ids differ between a plain and a pre-emphasised codec, its density is 1 bit/sample in both."""
+    widths = AudioCodec(8000).log2_bin_widths()
+    assert abs(float((2 ** widths).sum()) - 2.0) < 1e-9 and widths[128] < widths[254] - 6
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, 20000).astype(np.float32)
+    bits = []
+    for codec in (AudioCodec(8000), AudioCodec(8000, preemphasis=0.85)):
+        ids = codec.encode_stream([x]).long()[1:]
+        nats = float(-torch.log(2.0 ** codec.log2_bin_widths()[ids] / 2).sum())
+        metrics = codec.unit_metrics(nats, [x])
+        bits.append(metrics["bits_per_sample"])
+        assert abs(metrics["density_bits_per_sample"] - 1.0) < 1e-3
+    assert abs(bits[0] - bits[1]) > 0.1
 
 
 def test_resampling_keeps_duration_and_pitch(tmp_path):
