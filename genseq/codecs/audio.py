@@ -150,7 +150,10 @@ class AudioCodec(Codec):
         of the waveform as a density (:meth:`log2_bin_widths`), which compares models across codecs."""
         samples = sum(len(item) for item in items)
         bits = nats / math.log(2) / samples
-        widths = float(self.log2_bin_widths()[self.encode_stream(items).long()[1:]].sum()) / samples
+        ids, chunk = self.encode_stream(items)[1:], 1 << 20  # counted a chunk at a time: memory flat
+        counts = sum((torch.bincount(ids[i:i + chunk].long(), minlength=self.levels)
+                      for i in range(0, len(ids), chunk)), torch.zeros(self.levels, dtype=torch.long))
+        widths = float((counts.double() * self.log2_bin_widths()).sum()) / samples
         return {"bits_per_sample": bits, "audio_seconds": samples / self.sample_rate,
                 "kbit_per_second": bits * self.sample_rate / 1000, "density_bits_per_sample": bits + widths}
 
