@@ -175,6 +175,14 @@ def outside_clips(corpus: str, rate: int) -> dict:
         return {"espeak": AudioCodec(rate).read(wav)}
 
 
+def piano_clips(loaded) -> dict:
+    """The piano's listening clips as ``loaded``'s codec reads them: the test chorales and the
+    melodies from outside the corpus."""
+    clips = {f"test/{p.name}": loaded.codec.read(p) for p in audio_files(ROOT / "corpora/audio/piano/test")}
+    clips.update({f"outside/{k}": v for k, v in outside_clips("piano", loaded.codec.sample_rate).items()})
+    return clips
+
+
 def median(values) -> float | None:
     values = [v for v in values if not math.isnan(v)]
     return round(float(np.median(values)), 4) if values else None

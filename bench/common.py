@@ -8,6 +8,7 @@ never import each other.
 
 import argparse
 import glob
+import json
 import time
 from pathlib import Path
 
@@ -61,3 +62,9 @@ def best_of_each(calls: dict, repeat: int) -> dict:
         for name, call in calls.items():
             times[name].append(timed(call)[0])
     return {name: min(seconds) for name, seconds in times.items()}
+
+
+def write_result(path, result: dict) -> None:
+    """``result`` as indented JSON at ``path``, and a line that says so."""
+    Path(path).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {path}")

@@ -17,7 +17,6 @@ Run: OMP_NUM_THREADS=1 python bench/preemphasis.py [--model NAME=PATH ...] [--ou
 (the shipped piano is always scored; ``--model`` adds others, e.g. a run's best.pt).
 """
 
-import json
 import math
 
 import numpy as np
@@ -29,7 +28,7 @@ from genseq.store import load_model
 from genseq.tasks import lm_metrics
 
 import audio_quality
-from common import ROOT, make_parser
+from common import ROOT, make_parser, write_result
 
 SIGMAS = [0.0, 0.001, 0.002, 0.003, 0.004, 0.005]
 COEFFICIENTS = [0.0, 0.85]
@@ -98,10 +97,7 @@ def main():
     print("the test chorales, whole:")
     models = {"piano": "piano", **dict(m.split("=", 1) for m in args.model)}
     result["models"] = {name: density(name, spec, test) for name, spec in models.items()}
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -18,18 +18,16 @@ through the step-by-step sampler with this draw in place of :func:`genseq.genera
 Run: OMP_NUM_THREADS=1 python bench/shaped_sampler.py 0:0.9 0.8:0.9 0.95:1.0 [--model piano]
 """
 
-import json
 import math
 import time
 
 import torch
 
 import genseq.generate
-from genseq.codecs.audio import audio_files
 from genseq.store import load_model
 
 import audio_quality
-from common import ROOT, make_parser
+from common import ROOT, make_parser, write_result
 
 
 def shaped(rho: float, seed: int = 0):
@@ -59,9 +57,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     loaded = load_model(args.model)
-    rate = loaded.codec.sample_rate
-    clips = {f"test/{p.name}": loaded.codec.read(p) for p in audio_files(ROOT / "corpora/audio/piano/test")}
-    clips.update({f"outside/{k}": v for k, v in audio_quality.outside_clips("piano", rate).items()})
+    clips = audio_quality.piano_clips(loaded)
     result = {"model": str(loaded.path), "specs": {}}
     for spec in args.specs:
         rho, temperature = (float(v) for v in spec.split(":"))
@@ -72,10 +68,7 @@ def main():
         result["specs"][spec] = audio_quality.listener(loaded, "piano", clips, 3.0, 8.0, args.takes, 0,
                                                       temperature=temperature, top_p=0.99999)
         result["specs"][spec]["wall_s"] = round(time.perf_counter() - start, 1)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

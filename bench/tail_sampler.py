@@ -15,17 +15,15 @@ through the general step-by-step sampler with this draw in place of
 Run: OMP_NUM_THREADS=1 python bench/tail_sampler.py 8:0.8 16:0.8 [--model piano]
 """
 
-import json
 import time
 
 import torch
 
 import genseq.generate
-from genseq.codecs.audio import audio_files
 from genseq.store import load_model
 
 import audio_quality
-from common import ROOT, make_parser
+from common import ROOT, make_parser, write_result
 
 
 def body_and_tail(width: int, body_temperature: float):
@@ -55,9 +53,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     loaded = load_model(args.model)
-    rate = loaded.codec.sample_rate
-    clips = {f"test/{p.name}": loaded.codec.read(p) for p in audio_files(ROOT / "corpora/audio/piano/test")}
-    clips.update({f"outside/{k}": v for k, v in audio_quality.outside_clips("piano", rate).items()})
+    clips = audio_quality.piano_clips(loaded)
     result = {"model": str(loaded.path), "specs": {}}
     for spec in args.specs:
         width, body_temperature = spec.split(":")
@@ -67,10 +63,7 @@ def main():
         # top_p < 1 sends generation down the step-by-step path, which calls sample_next
         result["specs"][spec] = audio_quality.listener(loaded, "piano", clips, 3.0, 8.0, 3, 0, top_p=0.99999)
         result["specs"][spec]["wall_s"] = round(time.perf_counter() - start, 1)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":
