@@ -299,6 +299,10 @@ def vae_setting(flag: str, field: str, kind, text: str):
 @vae_setting("--beta", "beta", click.FloatRange(min=0), "Final KL weight")
 @vae_setting("--bow-weight", "bow_weight", click.FloatRange(min=0),
              "Weight of a bag-of-words loss on the code (Zhao et al. 2017), which makes it say what a line holds")
+@vae_setting("--splice", "splice", click.FloatRange(0, 1),
+             "Share of each batch made of two training lines joined where a word starts, new every step: "
+             "the model learns to read and write lines it never saw, and gives back less of the lines it "
+             "trained on (docs/sizing.md)")
 @vae_setting("--ae-pretrain-steps", "ae_pretrain_steps", click.IntRange(min=0),
              "Train as an autoencoder first, then reset the decoder (Li et al. 2019)")
 @click.option("--refit-steps", type=click.IntRange(min=0), default=None,

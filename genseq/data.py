@@ -100,22 +100,49 @@ def pad_sequences(sequences: list[list[int]], bos: int, eos: int, pad: int = 0) 
 class ItemBatches:
     """Random whole items (lines, or images in raster order), ``batch_size`` per step, padded: the
     data of a VAE. With ``flip_width`` (images of that width) each image is mirrored left to right
-    with probability one half, as :class:`ImageBatches` does."""
+    with probability one half, as :class:`ImageBatches` does.
+
+    With ``splice`` (lines of text), that share of the rows is two training lines joined where a
+    word starts: the start of one and the end of another, at most as long as the longest line. A
+    small corpus read many times over is learnt by heart; spliced lines are new every step, so
+    the model must learn to read and write lines it has never seen. ``word_starts`` tells which
+    ids start a word (:meth:`genseq.codecs.text.TextCodec.word_starts`); lines with no word start
+    past their first token stay whole."""
 
     def __init__(self, sequences: list[list[int]], batch_size: int, seed: int, bos: int, eos: int,
-                 flip_width: int | None = None):
+                 flip_width: int | None = None, splice: float = 0.0, word_starts: list[bool] | None = None):
         if not sequences:
             raise GenseqError("the training split holds no items; give more lines")
         self.sequences, self.batch_size, self.seed = sequences, batch_size, seed
-        self.bos, self.eos, self.flip_width = bos, eos, flip_width
+        self.bos, self.eos, self.flip_width, self.splice = bos, eos, flip_width, splice
+        if splice:
+            self.cuts = [[k for k in range(1, len(ids)) if word_starts[ids[k]]] for ids in sequences]
+            self.longest = max(len(ids) for ids in sequences)
 
     def batch(self, step: int, rank: int = 0) -> torch.Tensor:
         generator = step_generator(self.seed, step, rank)
         picks = torch.randint(len(self.sequences), (self.batch_size,), generator=generator)
-        batch = pad_sequences([self.sequences[i] for i in picks.tolist()], self.bos, self.eos)
+        rows = [self.sequences[i] for i in picks.tolist()]
+        if self.splice:
+            rows = self.spliced(picks, generator)
+        batch = pad_sequences(rows, self.bos, self.eos)
         if self.flip_width:
             mirror_half(batch, slice(1, -1), self.flip_width, generator)
         return batch
+
+    def spliced(self, picks: torch.Tensor, generator: torch.Generator) -> list[list[int]]:
+        """The rows of ``picks``, each spliced to another line with probability ``splice``."""
+        ends = torch.randint(len(self.sequences), (len(picks),), generator=generator).tolist()
+        draws = torch.rand(len(picks), 3, generator=generator).tolist()
+        rows = []
+        for first, last, (chance, at_first, at_last) in zip(picks.tolist(), ends, draws):
+            head, tail = self.cuts[first], self.cuts[last]
+            row = self.sequences[first]
+            if chance < self.splice and head and tail:
+                joined = row[:head[int(at_first * len(head))]] + self.sequences[last][tail[int(at_last * len(tail))]:]
+                row = joined if len(joined) <= self.longest else row
+            rows.append(row)
+        return rows
 
 
 class ImageBatches:

@@ -42,11 +42,16 @@ SMALL_IMAGE_CORPUS = 5000
 IMAGE_VAE = dict(batch_size=32, lr=2e-3)
 
 CPU_AUDIO_LM = dict(hidden_size=256, frame=32, batch_size=16, seq_len=1024)
+# The sentence VAE on a CPU: on 2,891 English sayings, ten minutes, it learns its lines by heart
+# (docs/sizing.md). Splicing 0.3 of each batch (two lines joined where a word starts, new every
+# step) and a 64-dim code, side by side at 4,490 steps on one thread: held-out reconstruction
+# 0.163 / 0.178 -> 0.185 / 0.198 (posterior means / refined codes), IW-NLL 97.3 -> 89.8 nats per
+# held-out line, training lines 0.523 -> 0.487 from refined codes.
 CPU_TEXT_VAE = dict(hidden_size=256, embed_dim=128, batch_size=32, lr=2e-3, vocab_size=1000, free_bits=4.0,
-                    word_dropout=0.3, kl_schedule="constant")
+                    word_dropout=0.3, kl_schedule="constant", latent_dim=64, splice=0.3)
 
 
-FLAGS = {"hidden_size": "--hidden", "embed_dim": "--embed", "num_layers": "--layers"}
+FLAGS = {"hidden_size": "--hidden", "embed_dim": "--embed", "num_layers": "--layers", "latent_dim": "--latent"}
 
 
 def choose(task: str, kind: str, train_items: int, device: torch.device, given: dict,
@@ -85,7 +90,8 @@ def choose(task: str, kind: str, train_items: int, device: torch.device, given: 
         rule, why = IMAGE_VAE, "the image VAE learns more from more, smaller steps"
     elif task == "vae" and kind == "text" and cpu:
         rule = CPU_TEXT_VAE
-        why = "a smaller VAE with a floor of 4 nats per code dimension reconstructs most in a CPU budget"
+        why = ("a smaller VAE with a floor of 4 nats per code dimension reconstructs most in a CPU budget, "
+               "and spliced lines keep it from learning them by heart")
     chosen = {key: value for key, value in rule.items() if given.get(key) is None}
     if not chosen:
         return {}, ""

@@ -108,6 +108,8 @@ def vae_arch(kind: str, arch: str | None) -> str:
 def check_model_options(task: str, kind: str, model_config: dict) -> None:
     """Refuse, before any work, an architecture or frame-model options that the model to be
     trained has no use for."""
+    if model_config.get("splice") and kind != "text":
+        raise GenseqError("--splice joins lines of text where a word starts, and this corpus is not text; drop it")
     if task == "vae" and vae_arch(kind, model_config.get("arch")) == "conv":
         for key in SEQUENCE_ONLY:
             if model_config.get(key) is not None:
@@ -285,7 +287,7 @@ class LMTask(Task):
         return build_model(FrameLM.family, {"vocab_size": codec.vocab_size, **frame_config(codec, model_config)})
 
     @staticmethod
-    def data(codec: Codec, items: list, config: TrainConfig):
+    def data(codec: Codec, items: list, config: TrainConfig, model=None):
         stream = codec.encode_stream(items)
         facts = {"train_tokens": len(stream)}
         if codec.kind == "image":
@@ -376,7 +378,8 @@ class VAETask(Task):
     max_line_tokens = 256  # a sentence VAE reads lines, not paragraphs
 
     @classmethod
-    def data(cls, codec: Codec, items: list, config: TrainConfig):
+    def data(cls, codec: Codec, items: list, config: TrainConfig, model=None):
+        """Whole items; for text, spliced as ``model``'s config asks (:class:`ItemBatches`)."""
         sequences = [codec.encode(item) for item in items]
         longest = max(range(len(sequences)), key=lambda i: len(sequences[i]))
         if codec.kind == "text" and len(sequences[longest]) > cls.max_line_tokens:
@@ -386,7 +389,9 @@ class VAETask(Task):
         facts = {"train_tokens": sum(len(s) + 1 for s in sequences),
                  "longest_tokens": len(sequences[longest]) + 1}
         flip = codec.width if codec.kind == "image" else None  # a mirrored sprite is a sprite
-        return ItemBatches(sequences, config.batch_size, config.seed, BOS, EOS, flip), facts
+        splice = getattr(getattr(model, "config", None), "splice", 0.0)
+        starts = codec.word_starts() if splice else None
+        return ItemBatches(sequences, config.batch_size, config.seed, BOS, EOS, flip, splice, starts), facts
 
     metrics = staticmethod(vae_metrics)
 
@@ -510,7 +515,7 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
     check_carry(train_config, model)
     torch.manual_seed(train_config.seed + rank)  # dropout differs by rank; DDP copies rank 0's weights
     # each rank draws its own share of the global batch
-    data, facts = spec.data(codec, train_items, replace(train_config, batch_size=train_config.batch_size // size))
+    data, facts = spec.data(codec, train_items, replace(train_config, batch_size=train_config.batch_size // size), model)
     meta = {"corpus": {"name": str(corpus), "sha256": corpus_sha256,
                        "train_items": len(train_items), "valid_items": len(valid_items), **facts}}
     if chosen:

@@ -152,7 +152,8 @@ def test_bad_input_is_one_line(image_vae_run, tiny_vae_run, sprite_folder, tmp_p
              (["traverse", "-m", tiny_vae_run], "genseq interpolate and reconstruct take a sentence VAE"),
              (["reconstruct", "a line", "-m", image_vae_run], "traverse, interpolate and sample take an image VAE"),
              (["sample", "-m", image_vae_run, "--decode", "beam"], "draws every pixel at once"),
-             (["train", "vae", sprite_folder, "-o", tmp_path / "r", "--word-dropout", "0.5"], "is for the sequence VAE")]
+             (["train", "vae", sprite_folder, "-o", tmp_path / "r", "--word-dropout", "0.5"], "is for the sequence VAE"),
+             (["train", "vae", sprite_folder, "-o", tmp_path / "r", "--splice", "0.5"], "joins lines of text")]
     for args, message in cases:
         result = run(*args)
         assert result.exit_code == 1 and message in result.output, (args, result.output)

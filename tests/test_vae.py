@@ -4,6 +4,7 @@ import json
 import pytest
 import torch
 
+from genseq.codecs.text import TextCodec
 from genseq.data import ItemBatches, pad_sequences
 from genseq.errors import GenseqError
 from genseq.generate import beam_search, generate
@@ -264,3 +265,43 @@ def test_an_interrupted_refit_keeps_the_trained_model_and_resume_runs_it(tmp_pat
     monkeypatch.undo()
     train("vae", corpus, run, resume=True, **options)
     assert load_model(str(run)).record["refit"]["steps"] == 2
+
+
+def joins_two_lines(ids: list[int], sequences: list[list[int]], starts: list[bool]) -> bool:
+    """Whether ``ids`` is the start of one of ``sequences`` up to a word start, then the end of
+    one from a word start."""
+    for k in range(1, len(ids)):
+        head, tail = ids[:k], ids[k:]
+        if (starts[tail[0]] and any(s[:k] == head and len(s) > k and starts[s[k]] for s in sequences)
+                and any(len(s) > len(tail) and s[-len(tail):] == tail for s in sequences)):
+            return True
+    return False
+
+
+def test_spliced_lines_join_two_training_lines_where_words_start(verse_lines):
+    codec = TextCodec.train(verse_lines, "unigram", vocab_size=300)
+    starts = codec.word_starts()
+    assert starts[codec.encode("love")[0]] and not starts[codec.encode("loved")[-1]]
+    sequences = [codec.encode(line) for line in verse_lines[:40]]
+    longest = max(len(s) for s in sequences)
+    plain = ItemBatches(sequences, 64, 0, 2, 3, splice=0.0, word_starts=starts)
+    spliced = ItemBatches(sequences, 64, 0, 2, 3, splice=1.0, word_starts=starts)
+    assert torch.equal(spliced.batch(5), spliced.batch(5))  # a function of the step
+    rows = [row[1:row.index(3)] for row in spliced.batch(5).tolist()]
+    assert all(row in sequences for row in (r[1:r.index(3)] for r in plain.batch(5).tolist()))
+    assert all(len(row) <= longest for row in rows)
+    assert all(row in sequences or joins_two_lines(row, sequences, starts) for row in rows)
+    assert sum(row not in sequences for row in rows) > len(rows) // 2
+    half = ItemBatches(sequences, 512, 0, 2, 3, splice=0.5, word_starts=starts)
+    new = sum(r[1:r.index(3)] not in sequences for r in half.batch(0).tolist())
+    assert 150 < new < 256  # half the rows, less those too long or that join a line to itself
+
+
+def test_a_spliced_run_keeps_its_setting(tmp_path, verse_lines):
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("\n".join(verse_lines[:80]) + "\n", encoding="utf-8")
+    run = tmp_path / "vae"
+    train("vae", corpus, run, model_config=dict(hidden_size=16, embed_dim=8, latent_dim=4, splice=0.5),
+          train_config=TrainConfig(steps=4, batch_size=8, valid_every=4), valid_fraction=0.1, progress=False,
+          codec_options=dict(vocab_size=200), refit_steps=0)
+    assert load_model(str(run)).model.config.splice == 0.5

@@ -182,6 +182,11 @@ class TextCodec(Codec):
     def prime(self, prefix: str | None = None) -> list[int]:
         return [EOS] + (self.encode(prefix) if prefix else [])
 
+    def word_starts(self) -> list[bool]:
+        """For each id, whether its piece starts a word (SentencePiece marks it with U+2581; a
+        character tokenizer's space is that mark alone, so the word starts just before it)."""
+        return [self.sp.id_to_piece(i).startswith("\u2581") for i in range(self.vocab_size)]
+
     def unknown_characters(self, text: str) -> list[str]:
         """The distinct characters of ``text`` that the tokenizer never saw (they become unk)."""
         return sorted({ch for ch in text if not ch.isspace() and UNK in self.sp.encode(ch)})

@@ -45,6 +45,7 @@ class VAEConfig:
     beta: float = 1.0             # final KL weight
     ae_pretrain_steps: int = 0    # steps with no KL term before the decoder is reset (0: off)
     bow_weight: float = 0.0       # weight of the code's bag-of-words loss (Zhao et al. 2017; 0: off)
+    splice: float = 0.0           # share of training rows that join two lines at a word start (0: off)
 
 
 KL_SCHEDULES = ("constant", "linear", "logistic", "cyclical")

@@ -119,9 +119,10 @@ for target in "${targets[@]}"; do
     verse)  # the CPU rule for a sentence VAE (genseq.sizing chooses every setting: 256 units, free
             # bits 4, word dropout 0.3, 1,000 pieces ...): 55,730 steps and a 5,573-step encoder
             # refit, which --minutes 95 fixed on one CPU thread beside other runs (validating every
-            # 2,500 steps, and once at step 20 for the budget's calibration, which --steps skips)
+            # 2,500 steps, and once at step 20 for the budget's calibration, which --steps skips);
+            # the rule as it was then: its 32-dim code and no spliced lines, which it added later
       # shellcheck disable=SC2046
-      OMP_NUM_THREADS=1 train_and_measure verse vae $verse 0 $(cpu_steps 55730 2500) $(size)
+      OMP_NUM_THREADS=1 train_and_measure verse vae $verse 0 $(cpu_steps 55730 2500) $(size) --latent 32 --splice 0
       export_model verse int8 ;;
     verse-lm)
       train_and_measure verse-lm lm $verse 4000 \
