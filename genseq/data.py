@@ -107,7 +107,8 @@ class ItemBatches:
     small corpus read many times over is learnt by heart; spliced lines are new every step, so
     the model must learn to read and write lines it has never seen. ``word_starts`` tells which
     ids start a word (:meth:`genseq.codecs.text.TextCodec.word_starts`); lines with no word start
-    past their first token stay whole."""
+    past their first token stay whole, and text written without spaces (Chinese), where no line
+    has one, is joined before any token."""
 
     def __init__(self, sequences: list[list[int]], batch_size: int, seed: int, bos: int, eos: int,
                  flip_width: int | None = None, splice: float = 0.0, word_starts: list[bool] | None = None):
@@ -117,6 +118,8 @@ class ItemBatches:
         self.bos, self.eos, self.flip_width, self.splice = bos, eos, flip_width, splice
         if splice:
             self.cuts = [[k for k in range(1, len(ids)) if word_starts[ids[k]]] for ids in sequences]
+            if not any(self.cuts):
+                self.cuts = [list(range(1, len(ids))) for ids in sequences]
             self.longest = max(len(ids) for ids in sequences)
 
     def batch(self, step: int, rank: int = 0) -> torch.Tensor:

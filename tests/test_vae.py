@@ -295,6 +295,11 @@ def test_spliced_lines_join_two_training_lines_where_words_start(verse_lines):
     half = ItemBatches(sequences, 512, 0, 2, 3, splice=0.5, word_starts=starts)
     new = sum(r[1:r.index(3)] not in sequences for r in half.batch(0).tolist())
     assert 150 < new < 256  # half the rows, less those too long or that join a line to itself
+    chinese = TextCodec.train(LINES, "char", vocab_size=100)  # written without spaces: joined anywhere
+    poems = [chinese.encode(line) for line in LINES]
+    rows = [r[1:r.index(3)] for r in ItemBatches(poems, 64, 0, 2, 3, splice=1.0, word_starts=chinese.word_starts())
+            .batch(0).tolist()]
+    assert all(len(row) <= 5 for row in rows) and sum(row not in poems for row in rows) > 32
 
 
 def test_a_spliced_run_keeps_its_setting(tmp_path, verse_lines):
