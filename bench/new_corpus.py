@@ -34,7 +34,8 @@ OLD = {  # the defaults before genseq.sizing: the shipped models' sizes
     "sayings-lm": ["--hidden", "512", "--embed", "256", "--layers", "2", "--vocab-size", "2000", "--dropout", "0.1",
                    "--precision", "float32", "--lr", "3e-3"],
     "sayings": ["--hidden", "512", "--embed", "256", "--batch-size", "64", "--lr", "1e-3", "--vocab-size", "2000",
-                "--free-bits", "0.5", "--word-dropout", "0.25", "--kl-schedule", "cyclical"],
+                "--free-bits", "0.5", "--word-dropout", "0.25", "--kl-schedule", "cyclical", "--latent", "32",
+                "--splice", "0"],
     "speech": ["--hidden", "384", "--frame", "16", "--batch-size", "32", "--seq-len", "2048"],
     "lecture": ["--hidden", "512", "--dropout", "0.2"],
 }
