@@ -125,9 +125,7 @@ class ItemBatches:
     def batch(self, step: int, rank: int = 0) -> torch.Tensor:
         generator = step_generator(self.seed, step, rank)
         picks = torch.randint(len(self.sequences), (self.batch_size,), generator=generator)
-        rows = [self.sequences[i] for i in picks.tolist()]
-        if self.splice:
-            rows = self.spliced(picks, generator)
+        rows = self.spliced(picks, generator) if self.splice else [self.sequences[i] for i in picks.tolist()]
         batch = pad_sequences(rows, self.bos, self.eos)
         if self.flip_width:
             mirror_half(batch, slice(1, -1), self.flip_width, generator)
