@@ -16,7 +16,7 @@ from genseq.codecs.text import read_text_corpus
 from genseq.store import load_model
 from genseq.tasks import VAETask
 from genseq.train import TrainConfig
-from genseq.vae import refit_encoder, vae_metrics
+from genseq.vae import fit_proposal, vae_metrics
 
 from common import ROOT
 
@@ -29,10 +29,10 @@ def vae_check(devices=("cpu", "cuda")) -> None:
         loaded = load_model("poems", torch.device(device))
         metrics = vae_metrics(loaded.model, loaded.codec, lines, iw_samples=10, refine=10)
         data, _ = VAETask.data(loaded.codec, lines, TrainConfig(batch_size=32))
-        refit = refit_encoder(loaded.model, data, steps=5, progress=False)
+        refit = fit_proposal(loaded.model, data, steps=5, progress=False)
         print(f"poems on {device}: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in
               ("iw_nll", "neg_elbo", "kl", "recon_char_accuracy", "recon_char_accuracy_refined"))
-              + f"; 5 refit steps: kl {refit['kl']:.3f}")
+              + f"; 5 proposal steps: kl {refit['kl']:.3f}")
 
 
 def main():

@@ -259,12 +259,15 @@ class Model(Loaded):
 
     def refit(self, corpus, *, steps: int = 1000, lr: float = vae.REFIT_LR, batch_size: int = 128,
               seed: int = 0, progress: bool = False) -> dict:
-        """Fit this VAE's encoder to its decoder on ``corpus`` (its training items), in place;
-        returns the last step's ``rec`` and ``kl``. :meth:`save` writes the result."""
+        """Fit this VAE's proposal (the q(z|x) its likelihood is measured with) to its decoder on
+        ``corpus`` (its training items), in place, going on from the proposal it has or starting
+        one from its encoder (:func:`genseq.vae.fit_proposal`); the codes stay as they are.
+        Returns the last step's ``rec`` and ``kl``. :meth:`save` writes the result."""
         self.require("refit", "vae")
         torch.manual_seed(seed)
-        data, _ = tasks.VAETask.data(self.codec, self.items(corpus), TrainConfig(batch_size=batch_size, seed=seed))
-        stats = vae.refit_encoder(self.model, data, steps, lr, progress=progress)
+        data, _ = tasks.VAETask.data(self.codec, self.items(corpus), TrainConfig(batch_size=batch_size, seed=seed),
+                                     self.model)
+        stats = vae.fit_proposal(self.model, data, steps, lr, fresh=False, progress=progress)
         self.model.eval()
         self.record = {**self.record, "refit": stats}
         return stats

@@ -306,9 +306,10 @@ def vae_setting(flag: str, field: str, kind, text: str):
 @vae_setting("--ae-pretrain-steps", "ae_pretrain_steps", click.IntRange(min=0),
              "Train as an autoencoder first, then reset the decoder (Li et al. 2019)")
 @click.option("--refit-steps", type=click.IntRange(min=0), default=None,
-              help="Finally fit the encoder alone to the trained decoder on the plain ELBO for this "
-                   "many steps; it makes IW-NLL honest about free bits [default: a tenth of the "
-                   "steps, which get nine tenths of --minutes; 0: off].")
+              help="Finally fit a proposal, a copy of the encoder, to the trained decoder on the plain "
+                   "ELBO for this many steps; the likelihood (IW-NLL) is measured with it, the codes "
+                   "with the encoder as trained [default: a tenth of the steps, which get nine tenths "
+                   "of --minutes; 0: off].")
 @image_options
 def train_vae_command(hidden, embed, **options):
     """Train a VAE on CORPUS: one line per item (a text file or a folder of .txt files), read by
@@ -565,7 +566,7 @@ def demo(out, open_page):
         webbrowser.open(index.resolve().as_uri())
 
 
-@main.command("refit", short_help="Fit a trained VAE's encoder to its decoder.")
+@main.command("refit", short_help="Fit a trained VAE's proposal to its decoder.")
 @click.argument("corpus", type=click.Path(path_type=Path))
 @model_option()
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="The model file to write.")
@@ -579,9 +580,11 @@ def demo(out, open_page):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @device_option
 def refit_command(corpus, model_spec, out, steps, lr, batch_size, valid_path, seed, quiet, device):
-    """Refit the encoder of VAE MODEL to its decoder on CORPUS (its training lines or images):
-    Adam on the plain ELBO with the decoder frozen, what genseq train vae does last
-    (--refit-steps). Use it on a VAE trained without that stage, or to refit longer."""
+    """Fit the proposal of VAE MODEL, the posterior its likelihood (ELBO, KL, IW-NLL) is measured
+    with, to its decoder on CORPUS (its training lines or images): Adam on the plain ELBO with the
+    rest frozen, what genseq train vae does last (--refit-steps). It goes on from the model's
+    proposal, or starts one from its encoder; the codes that interpolate and reconstruct decode
+    stay as they are. Use it on a VAE trained without that stage, or to fit longer."""
     model = load(model_spec, device)
     model.require("refit", "vae")
     check_output(out)

@@ -32,7 +32,7 @@ from genseq.media import grid, write_png, write_wav
 from genseq.store import CHECKPOINT_FILE, MODEL_FILE, Loaded, atomic_path, build_from, read_file, read_model, \
     writable_folder
 from genseq.train import Trainer, TrainConfig, mixed_precision, terminate_as_interrupt
-from genseq.vae import (decode_latents, interpolate, line_codes, recon_accuracy, reconstruct, refit_encoder,
+from genseq.vae import (decode_latents, interpolate, line_codes, recon_accuracy, reconstruct, fit_proposal,
                         vae_metrics)
 
 LN2 = math.log(2)
@@ -506,6 +506,8 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
         train_config = TrainConfig(**checkpoint["train"])
     elif start is not None:
         codec, model = codec_from_state(start["codec"]), build_from(start)
+        if getattr(model, "proposal", None) is not None:  # fitted to the decoder this run changes
+            model.drop_proposal()
     else:
         torch.manual_seed(train_config.seed)
         codec = fit_codec(kind, train_items, codec_options, offset=spec.id_offset)
@@ -542,17 +544,17 @@ def train(task: str, corpus, run_dir, *, model_config: dict | None = None, train
 
 
 def refit_stage(trainer: Trainer, data, steps: int) -> dict:
-    """The VAE's last stage: its encoder refitted to the trained decoder (:func:`refit_encoder`),
+    """The VAE's last stage: a proposal fitted to the trained decoder (:func:`fit_proposal`),
     validated and saved; an interruption before the end leaves the trained model and checkpoint,
     and ``--resume`` runs the stage again."""
     trainer.adopt_average()  # refit the averaged weights, which are what the run ships
     try:
         with terminate_as_interrupt():
-            trainer.meta["refit"] = refit_encoder(trainer.model, data, steps, start=trainer.total,
-                                                  progress=trainer.progress)
+            trainer.meta["refit"] = fit_proposal(trainer.model, data, steps, start=trainer.total,
+                                                 progress=trainer.progress)
     except KeyboardInterrupt:
-        raise GenseqError(f"interrupted while refitting the encoder; {trainer.run_dir} keeps the trained model "
-                          "and its checkpoint, and --resume runs the refit again") from None
+        raise GenseqError(f"interrupted while fitting the proposal; {trainer.run_dir} keeps the trained model "
+                          "and its checkpoint, and --resume fits it again") from None
     trainer.log(split="refit", **trainer.meta["refit"])
     trainer.restart_average()
     metrics = trainer.validate_now()

@@ -62,13 +62,19 @@ def learning_rate(config: TrainConfig, step: int, total: int | None) -> float:
     return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def trained_parameters(model: torch.nn.Module) -> dict:
+    """The parameters the training loop trains, by name: all but a VAE's proposal, which is
+    fitted after it (:func:`genseq.vae.fit_proposal`)."""
+    return {name: p for name, p in model.named_parameters() if not name.startswith("proposal.")}
+
+
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """AdamW's groups: weight decay on the matrices of linear and recurrent layers, none on
     biases, norms and embeddings (as nanoGPT's ``configure_optimizers``), so that rare tokens'
     embeddings are not pulled to zero between their updates."""
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
     decay, plain = [], []
-    for p in model.parameters():
+    for p in trained_parameters(model).values():
         (decay if p.dim() >= 2 and id(p) not in embeddings else plain).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
 
@@ -142,7 +148,7 @@ class Trainer:
         self.train_losses: list[float] = []  # training losses logged since the last validation
         self.warned_overfitting = False
         self.autocast, self.scaler = mixed_precision(config.precision, device)
-        self.params = dict(self.model.named_parameters())
+        self.params = trained_parameters(self.model)
         self.ema = {name: p.detach().clone() for name, p in self.params.items()} if config.ema else None
         self.carried = None  # with --carry: the state the lanes' next windows continue from
 

@@ -81,23 +81,25 @@ def refine_codes(model: SequenceVAE, codec: TextCodec, lines: list[str], mean: t
     return torch.cat(codes)
 
 
-ENCODER_PARTS = ("encoder.", "posterior.")  # what refit_encoder trains; the embeddings are shared
 REFIT_LR = 1e-3
 
 
-def refit_encoder(model: SequenceVAE, data, steps: int, lr: float = REFIT_LR, start: int = 0,
-                  progress: bool = True) -> dict:
-    """Fit the encoder of a trained VAE to its decoder: ``steps`` Adam steps on the plain negative
-    ELBO (KL weight 1, no free bits) with the decoder and embeddings frozen and no dropout, on
-    batches ``data.batch(start + i)``. Free bits and annealing are there to shape the decoder; they
-    leave a posterior that holds more than the ELBO wants (a floor of KL per dimension), which makes
-    a poor proposal for importance sampling. Refitting it keeps what the code means and tightens the
-    IW-NLL (``recipes/models/results`` holds the poems model's before and after). Returns the last
-    step's ``rec`` and ``kl`` (nats per line)."""
-    named = list(model.named_parameters())
-    trained = [p for name, p in named if name.startswith(ENCODER_PARTS)]
-    frozen = {p: p.requires_grad for name, p in named if not name.startswith(ENCODER_PARTS)}
+def fit_proposal(model: SequenceVAE, data, steps: int, lr: float = REFIT_LR, start: int = 0,
+                 fresh: bool = True, progress: bool = True) -> dict:
+    """Fit a trained VAE's proposal, the q(z|x) its likelihood is measured with, to its decoder:
+    ``steps`` Adam steps on the plain negative ELBO (KL weight 1, no free bits) with everything
+    else frozen and no dropout, on batches ``data.batch(start + i)``. The proposal starts as a
+    copy of the encoder (always with ``fresh``, else where the model has none). Free bits and
+    annealing are there to shape the decoder; they leave an encoder that holds more than the ELBO
+    wants (a floor of KL per dimension), which makes a poor proposal for importance sampling.
+    The encoder itself is left as trained, since its codes are what the decoder learnt to read
+    (:mod:`genseq.models.vae`). Returns the last step's ``rec`` and ``kl`` (nats per line)."""
+    if fresh or model.proposal is None:
+        model.add_proposal()
+    trained = list(model.proposal.parameters())
+    frozen = {p: p.requires_grad for name, p in model.named_parameters() if not name.startswith("proposal.")}
     device = next(model.parameters()).device
+    model.proposal.to(device)
     optimizer = torch.optim.Adam(trained, lr=lr)
     model.eval()  # the decoder as it decodes: no dropout, no word dropout
     stats = {}
@@ -105,9 +107,9 @@ def refit_encoder(model: SequenceVAE, data, steps: int, lr: float = REFIT_LR, st
         for p in frozen:
             p.requires_grad_(False)
         with torch.inference_mode(False), torch.enable_grad(), no_cudnn_rnn():
-            for step in tqdm(range(steps), desc="refit encoder", unit="step", disable=not progress,
+            for step in tqdm(range(steps), desc="fit proposal", unit="step", disable=not progress,
                              dynamic_ncols=True):
-                rec, kl_dims = model.elbo_terms(data.batch(start + step).to(device))
+                rec, kl_dims = model.elbo_terms(data.batch(start + step).to(device), proposal=True)
                 kl = kl_dims.sum()
                 optimizer.zero_grad(set_to_none=True)
                 (rec + kl).backward()
@@ -228,8 +230,8 @@ def mutual_info(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Gener
 def iw_nll(model: SequenceVAE, ids: torch.Tensor, samples: int, generator: torch.Generator,
            chunk: int = 100) -> torch.Tensor:
     """Importance-weighted estimate of -log p(x) (Burda et al. 2016) with ``samples`` draws from
-    q(z|x), per line, (B,)."""
-    mean, logvar = model.encode(ids)
+    q(z|x) (the proposal, where the model has one), per line, (B,)."""
+    mean, logvar = model.encode(ids, proposal=True)
     log_weights = []
     for start in range(0, samples, chunk):
         k = min(chunk, samples - start)
@@ -244,30 +246,32 @@ def iw_nll(model: SequenceVAE, ids: torch.Tensor, samples: int, generator: torch
 @torch.inference_mode()
 def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_samples: int = 0,
                 seed: int = 0, refine: int = 0) -> dict:
-    """Held-out metrics in nats per line: ``loss`` (the negative ELBO), ``rec``, ``kl``,
-    ``mutual_info``, ``active_units``, ``recon_char_accuracy`` (greedy decoding of the posterior
-    means; ``recon_pixel_accuracy`` for images), with ``refine`` also the same from codes refined
-    for that many steps (``recon_char_accuracy_refined``, see :func:`line_codes`), and with
-    ``iw_samples`` also ``iw_nll`` and the perplexity per token it implies."""
+    """Held-out metrics in nats per line: ``loss`` (the negative ELBO), ``rec``, ``kl`` and
+    ``mutual_info`` under the proposal (the encoder where the model has none); ``active_units``
+    and ``recon_char_accuracy`` (greedy decoding of the posterior means; ``recon_pixel_accuracy``
+    for images) of the encoder's codes, with ``refine`` also the same from codes refined for that
+    many steps (``recon_char_accuracy_refined``, see :func:`line_codes`); and with ``iw_samples``
+    also ``iw_nll`` and the perplexity per token it implies."""
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     rec = kl = iw = 0.0
     tokens = 0
-    means, logvars = [], []
+    means, proposed = [], []
     for ids in batches(codec, lines, 256):
         ids = ids.to(device)
-        mean, logvar = model.encode(ids)
-        means.append(mean)
-        logvars.append(logvar)
-        z = reparameterize(mean, logvar, torch.randn(mean.shape, generator=generator).to(device))
+        means.append(model.encode(ids)[0])
+        q_mean, q_logvar = model.encode(ids, proposal=True)
+        proposed.append((q_mean, q_logvar))
+        z = reparameterize(q_mean, q_logvar, torch.randn(q_mean.shape, generator=generator).to(device))
         rec += model.reconstruction_nll(ids, z).sum().item()
-        kl += gaussian_kl(mean, logvar).sum().item()
+        kl += gaussian_kl(q_mean, q_logvar).sum().item()
         tokens += int((ids[:, 1:] != 0).sum())
         if iw_samples:
             iw += iw_nll(model, ids, iw_samples, generator).sum().item()
     n = len(lines)
-    mean, logvar = torch.cat(means), torch.cat(logvars)
+    mean = torch.cat(means)
+    q_mean, q_logvar = (torch.cat(parts) for parts in zip(*proposed))
     longest = max(len(codec.encode(x)) for x in lines) + 8
     accuracy = recon_accuracy(codec, lines, decode_latents(model, codec, mean, max_tokens=longest))
     if refine:
@@ -276,7 +280,7 @@ def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_sampl
         accuracy.update({f"{name}_refined": value for name, value in refined.items()}, refine_steps=refine)
     variances = mean.var(0, correction=1 if n > 1 else 0)
     metrics = {"loss": (rec + kl) / n, "neg_elbo": (rec + kl) / n, "rec": rec / n, "kl": kl / n,
-               "mutual_info": mutual_info(mean, logvar, generator),
+               "mutual_info": mutual_info(q_mean, q_logvar, generator),
                "active_units": int((variances >= 0.01).sum()),
                "latent_dim": model.config.latent_dim,
                "unit_variances": [round(v, 4) for v in variances.tolist()],

@@ -178,7 +178,7 @@ def test_vae_eval_json(tmp_path, tiny_vae_run):
     assert result.exit_code == 0 and "recon_char_accuracy_refined" not in json.loads(result.output)
 
 
-def test_refit_command_writes_a_refitted_copy(tmp_path, tiny_vae_run, tiny_run):
+def test_refit_command_writes_a_copy_with_its_proposal_fitted(tmp_path, tiny_vae_run, tiny_run):
     import torch
 
     from genseq.store import load_model
@@ -191,8 +191,9 @@ def test_refit_command_writes_a_refitted_copy(tmp_path, tiny_vae_run, tiny_run):
     source, refit = load_model(str(tiny_vae_run)), load_model(str(out))
     assert refit.record["refit"]["steps"] == 5 and refit.record["valid"]["lines"] == 3
     a, b = source.model.state_dict(), refit.model.state_dict()
-    assert torch.equal(a["head.weight"], b["head.weight"]) and not torch.equal(a["posterior.weight"],
-                                                                               b["posterior.weight"])
+    assert torch.equal(a["head.weight"], b["head.weight"]) and torch.equal(a["posterior.weight"], b["posterior.weight"])
+    start = a.get("proposal.posterior.weight", a["posterior.weight"])  # goes on from a proposal, or the encoder
+    assert refit.record["config"]["proposal"] and not torch.equal(start, b["proposal.posterior.weight"])
     result = run("refit", corpus, "-m", tiny_run, "-o", tmp_path / "x.pt")
     assert result.exit_code == 1 and "is a language model" in result.output and not (tmp_path / "x.pt").exists()
 

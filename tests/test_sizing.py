@@ -131,6 +131,7 @@ def test_every_flag_overrides_and_other_architectures_keep_their_defaults():
     settings, reason = choose("vae", "text", 3_000, CPU, {"hidden_size": 512, "free_bits": 0.5, "batch_size": 64})
     assert "hidden_size" not in settings and "free_bits" not in settings and "batch_size" not in settings
     assert settings["vocab_size"] == 1000 and "--vocab-size 1000" in reason and "--hidden" not in reason
+    assert settings["latent_dim"] == 128 and "--latent 128" in reason
     assert choose("lm", "audio", 200, CPU, dict(CPU_AUDIO_LM)) == ({}, "")
     assert choose("lm", "audio", 200, CPU, {}, arch="rnn") == ({}, "")
 
@@ -146,6 +147,7 @@ def test_the_run_says_what_it_chose_and_the_model_file_keeps_it(tmp_path, corpus
     record = read_file(out / "model.pt")
     assert record["chosen"]["reason"] == line and record["config"]["free_bits"] == 4.0
     assert record["config"]["splice"] == 0.3 and record["config"]["latent_dim"] == 4
+    assert record["config"]["proposal"] and any(name.startswith("proposal.") for name in record["model"])
     assert record["config"]["hidden_size"] == 24 and record["codec"]["kind"] == "text"
 
 

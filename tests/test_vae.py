@@ -9,10 +9,10 @@ from genseq.data import ItemBatches, pad_sequences
 from genseq.errors import GenseqError
 from genseq.generate import beam_search, generate
 from genseq.models.vae import LatentDecoder, SequenceVAE, VAEConfig, gaussian_kl, kl_weight
-from genseq.store import load_model
+from genseq.store import load_model, model_record, save_atomic
 from genseq.tasks import train
 from genseq.train import TrainConfig
-from genseq.vae import (decode_latents, encode_lines, interpolate, line_codes, lerp, recon_accuracy, refit_encoder,
+from genseq.vae import (decode_latents, encode_lines, fit_proposal, interpolate, line_codes, lerp, recon_accuracy,
                         slerp, vae_metrics)
 
 from conftest import LINES
@@ -202,9 +202,10 @@ def test_greedy_images_decide_opacity_before_colour():
     assert opacity_first((probs + 1e-9).log(), 5).argmax(-1).item() == 5
 
 
-def test_refit_fits_the_encoder_alone_and_tightens_the_elbo(tmp_path):
-    """Free bits hold more KL in the code than the ELBO wants; refitting the encoder to the frozen
-    decoder lowers the negative ELBO and the IW-NLL, and leaves decoder and embeddings untouched."""
+def test_the_proposal_is_fitted_alone_tightens_the_elbo_and_leaves_the_codes(tmp_path):
+    """Free bits hold more KL in the code than the ELBO wants; a proposal fitted to the frozen
+    decoder lowers the negative ELBO and the IW-NLL, while the encoder, decoder and embeddings
+    stay as trained, so the codes decode as before; the model file keeps the proposal."""
     torch.manual_seed(0)
     corpus = tmp_path / "lines.txt"
     corpus.write_text("\n".join(LINES * 4) + "\n", encoding="utf-8")
@@ -215,19 +216,29 @@ def test_refit_fits_the_encoder_alone_and_tightens_the_elbo(tmp_path):
           valid=corpus, progress=False, train_config=config, refit_steps=0)
     loaded = load_model(str(run))
     model, codec = loaded.model, loaded.codec
-    assert "refit" not in loaded.record
+    assert "refit" not in loaded.record and model.proposal is None
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    codes_before = line_codes(model, codec, LINES)
     metrics_before = vae_metrics(model, codec, LINES, iw_samples=20)
     data = ItemBatches([codec.encode(line) for line in LINES], 16, 0, 2, 3)
-    stats = refit_encoder(model, data, steps=60, lr=1e-2, progress=False)
+    stats = fit_proposal(model, data, steps=60, lr=1e-2, progress=False)
     assert stats["steps"] == 60 and stats["kl"] < metrics_before["kl"]
     for name, p in model.named_parameters():
         assert p.requires_grad  # restored
-        same = torch.equal(p, before[name])
-        assert same != name.startswith(("encoder.", "posterior.")), name
+        if name in before:
+            assert torch.equal(p, before[name]), name
+        else:
+            assert name.startswith("proposal."), name
+            assert not torch.equal(p, before[name.removeprefix("proposal.")]), name
+    assert torch.equal(line_codes(model, codec, LINES), codes_before)
     metrics_after = vae_metrics(model, codec, LINES, iw_samples=20)
     assert metrics_after["neg_elbo"] < metrics_before["neg_elbo"] - 1
     assert metrics_after["iw_nll"] < metrics_before["iw_nll"]
+    assert metrics_after["recon_char_accuracy"] == metrics_before["recon_char_accuracy"]
+    save_atomic(model_record(model, codec, "vae"), tmp_path / "fitted.pt")
+    again = load_model(str(tmp_path / "fitted.pt")).model
+    assert again.config.proposal and torch.equal(again.proposal["posterior"].weight, model.proposal["posterior"].weight)
+    assert vae_metrics(again, codec, LINES)["kl"] == pytest.approx(vae_metrics(model, codec, LINES)["kl"])
 
 
 def test_training_ends_with_the_refit_once(tmp_path):
@@ -258,8 +269,8 @@ def test_an_interrupted_refit_keeps_the_trained_model_and_resume_runs_it(tmp_pat
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(genseq.tasks, "refit_encoder", interrupted)
-    with pytest.raises(GenseqError, match="interrupted while refitting the encoder.*--resume"):
+    monkeypatch.setattr(genseq.tasks, "fit_proposal", interrupted)
+    with pytest.raises(GenseqError, match="interrupted while fitting the proposal.*--resume"):
         train("vae", corpus, run, **options)
     assert "refit" not in load_model(str(run)).record  # the trained model, whole
     monkeypatch.undo()

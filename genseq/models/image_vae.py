@@ -41,6 +41,7 @@ class ImageVAEConfig:
     kl_cycles: int = 4
     beta: float = 1.0
     ae_pretrain_steps: int = 0
+    proposal: bool = False        # holds a q(z|x) fitted for importance sampling (see VAEConfig)
 
 
 class ImageVAE(VAEObjective, nn.Module):
@@ -63,18 +64,23 @@ class ImageVAE(VAEObjective, nn.Module):
                                        for layer in (nn.GELU(), nn.Dropout2d(config.dropout),
                                                      nn.ConvTranspose2d(a, b, 4, 2, 1))], nn.GELU())
         self.head = nn.Conv2d(C, config.classes, 1)
+        self.proposal = None  # the proposal's "encoder" and "posterior" once fitted (add_proposal)
+        if config.proposal:
+            self.add_proposal()
 
     def pixels(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, T) rows ``bos x eos`` -> (B, H, W) class ids (0 .. classes-1)."""
         c = self.config
         return (tokens[:, 1:1 + c.height * c.width] - c.offset).view(-1, c.height, c.width)
 
-    def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens: (B, T) rows ``bos x eos`` -> posterior mean and log-variance (B, Z)."""
+    def encode(self, tokens: torch.Tensor, proposal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens: (B, T) rows ``bos x eos`` -> posterior mean and log-variance (B, Z), the
+        encoder's or, with ``proposal``, the proposal's (:meth:`encoding`)."""
+        encoder, posterior = self.encoding(proposal)
         x = self.embed(self.pixels(tokens)).permute(0, 3, 1, 2)
         pad_h, pad_w = (g * 2 ** DOWN - s for g, s in zip(self.grid, x.shape[2:]))
-        features = self.encoder(F.pad(x, (0, pad_w, 0, pad_h)))
-        return self.posterior(features.flatten(1)).chunk(2, -1)
+        features = encoder(F.pad(x, (0, pad_w, 0, pad_h)))
+        return posterior(features.flatten(1)).chunk(2, -1)
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, Z) -> class logits (B, classes, H, W)."""

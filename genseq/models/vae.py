@@ -9,10 +9,19 @@ the field's known failure, is fought on four fronts, each a config switch:
 - free bits (Kingma et al. 2016): a per-dimension KL floor below which KL is not penalised;
 - autoencoder pretraining (Li et al. 2019): train with no KL term first, then reset the decoder.
 
+Two posteriors, once trained. The encoder the decoder was trained with gives the codes that
+reconstruction, interpolation and traversal decode. The proposal, a copy of the encoder fitted
+afterwards to the frozen decoder on the plain ELBO (:func:`genseq.vae.fit_proposal`), gives the
+likelihood: ELBO, KL and IW-NLL. Free bits let the training encoder hold far more than the ELBO
+wants, a poor proposal for importance sampling; fitting the encoder itself to the ELBO, as genseq
+did before, threw that away and the codes with it (docs/sizing.md measures how much). A model
+without a proposal (older files) uses its encoder for both.
+
 Sequences here are (B, T) ids laid out as ``bos x_1 .. x_n eos pad ..``: the encoder reads
 ``x_1 .. eos``, the decoder reads ``bos x_1 .. x_n`` and predicts ``x_1 .. eos``.
 """
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -46,6 +55,7 @@ class VAEConfig:
     ae_pretrain_steps: int = 0    # steps with no KL term before the decoder is reset (0: off)
     bow_weight: float = 0.0       # weight of the code's bag-of-words loss (Zhao et al. 2017; 0: off)
     splice: float = 0.0           # share of training rows that join two lines at a word start (0: off)
+    proposal: bool = False        # holds a q(z|x) fitted for importance sampling apart from the encoder
 
 
 KL_SCHEDULES = ("constant", "linear", "logistic", "cyclical")
@@ -70,11 +80,29 @@ class VAEObjective:
     logvar)``, ``reconstruction_nll(tokens, z) -> (B,)`` and a config with the objective's fields
     (free bits, the KL schedule, autoencoder pretraining)."""
 
-    def elbo_terms(self, tokens: torch.Tensor, with_code: bool = False):
+    def add_proposal(self) -> None:
+        """A fresh proposal: a copy of the encoder, for :func:`genseq.vae.fit_proposal` to fit."""
+        self.proposal = nn.ModuleDict({"encoder": copy.deepcopy(self.encoder),
+                                       "posterior": copy.deepcopy(self.posterior)})
+        self.config.proposal = True
+
+    def drop_proposal(self) -> None:
+        """Forget the proposal (one fitted to another decoder, as a fine-tuned model's is)."""
+        self.proposal = None
+        self.config.proposal = False
+
+    def encoding(self, proposal: bool) -> tuple[nn.Module, nn.Module]:
+        """The encoder and posterior layer that give q(z|x): the proposal's where asked for and
+        fitted, otherwise the encoder's."""
+        if proposal and self.proposal is not None:
+            return self.proposal["encoder"], self.proposal["posterior"]
+        return self.encoder, self.posterior
+
+    def elbo_terms(self, tokens: torch.Tensor, with_code: bool = False, proposal: bool = False):
         """The negative ELBO's two terms, averaged over the batch: -log p(x|z) for one z drawn
-        from q(z|x) (reparameterised), and the KL of each latent dimension (Z,); with
-        ``with_code`` also that z (B, Z)."""
-        mean, logvar = self.encode(tokens)
+        from q(z|x) (reparameterised; the proposal's with ``proposal``), and the KL of each
+        latent dimension (Z,); with ``with_code`` also that z (B, Z)."""
+        mean, logvar = self.encode(tokens, proposal)
         z = reparameterize(mean, logvar, torch.randn_like(mean))
         terms = self.reconstruction_nll(tokens, z).mean(), gaussian_kl(mean, logvar).mean(0)
         return (*terms, z) if with_code else terms
@@ -110,18 +138,23 @@ class SequenceVAE(VAEObjective, nn.Module):
         self.head = nn.Linear(H, config.vocab_size)
         self.drop = nn.Dropout(config.dropout)
         self.bow = nn.Linear(Z, config.vocab_size) if config.bow_weight > 0 else None
+        self.proposal = None  # the proposal's "encoder" and "posterior" once fitted (add_proposal)
+        if config.proposal:
+            self.add_proposal()
 
     # -- encoder -------------------------------------------------------------------------------
-    def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens: (B, T) in the ``bos x eos pad`` layout -> posterior mean and log-variance (B, Z)."""
+    def encode(self, tokens: torch.Tensor, proposal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens: (B, T) in the ``bos x eos pad`` layout -> posterior mean and log-variance (B, Z),
+        the encoder's or, with ``proposal``, the proposal's (:meth:`encoding`)."""
+        encoder, posterior = self.encoding(proposal)
         body = tokens[:, 1:]
         lengths = (body != PAD).sum(1).clamp(min=1).cpu()
         packed = pack_padded_sequence(self.drop(self.embed(body)), lengths, batch_first=True,
                                       enforce_sorted=False)
-        _, final = self.encoder(packed)
+        _, final = encoder(packed)
         if isinstance(final, tuple):  # LSTM: (h, c)
             final = final[0]
-        mean, logvar = self.posterior(torch.cat([final[0], final[1]], -1)).chunk(2, -1)
+        mean, logvar = posterior(torch.cat([final[0], final[1]], -1)).chunk(2, -1)
         return mean, logvar
 
     # -- decoder -------------------------------------------------------------------------------
