@@ -55,7 +55,7 @@ def decoding_options(f):
 def refine_option(f):
     return click.option("--refine", type=click.IntRange(min=0), default=REFINE_STEPS, show_default=True,
                         help="Steps that refine each line's code from the encoder's posterior mean "
-                             "towards the mode of p(z|x) (0: the mean itself).")(f)
+                             "towards the code that decodes it best (0: the mean itself).")(f)
 
 
 def stack(*decorators):

@@ -55,11 +55,14 @@ def line_codes(model: SequenceVAE, codec: TextCodec, lines: list[str], refine: i
 
 def refine_codes(model: SequenceVAE, codec: TextCodec, lines: list[str], mean: torch.Tensor, steps: int,
                  lr: float = 0.05) -> torch.Tensor:
-    """``steps`` Adam steps from the posterior means (N, Z) towards the mode of p(z | x),
-    maximising log p(x | z) + log p(z) for each line on its own (semi-amortized inference, Kim
+    """``steps`` Adam steps from the posterior means (N, Z) towards the code that decodes each
+    line best, maximising log p(x | z) for each line on its own (semi-amortized inference, Kim
     et al. 2018). The encoder guesses in one shot and guesses worse on lines it never saw (the
     amortization gap); ten steps close much of it (``bench/vae_paths.py`` measures how much).
-    The model must be in eval mode (no dropout).
+    The prior's pull, log p(z), is left out: a decoder trained with free bits reads codes that
+    N(0, I) does not describe, and on every model measured (docs/sizing.md) the pull gave back
+    less of the line, most where the codes hold most. A few small steps from the mean keep the
+    code near where the encoder put it. The model must be in eval mode (no dropout).
 
     Args:
         mean: (N, Z) posterior means of ``lines``, the starting codes.
@@ -74,7 +77,7 @@ def refine_codes(model: SequenceVAE, codec: TextCodec, lines: list[str], mean: t
             z = mean[start:start + len(ids)].clone().requires_grad_(True)
             optimizer = torch.optim.Adam([z], lr=lr)
             for _ in range(steps):
-                loss = (model.reconstruction_nll(ids, z) + 0.5 * z.pow(2).sum(1)).sum()
+                loss = model.reconstruction_nll(ids, z).sum()
                 z.grad, = torch.autograd.grad(loss, z)  # the weights' gradients are not needed
                 optimizer.step()
             codes.append(z.detach())
