@@ -26,6 +26,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import torch
+
 from common import ROOT, make_parser
 
 FORTUNES = Path("/usr/share/games/fortunes")
@@ -111,19 +113,24 @@ def score(corpus: str, folder: Path, run: Path, threads: int) -> dict:
     return {unit: metrics[unit]}
 
 
-def one_run(corpus: str, which: str, folder: Path, minutes: float, threads: int, runs: Path) -> dict:
+def one_run(corpus: str, which: str, folder: Path, minutes: float, threads: int, runs: Path,
+            rescore: bool = False) -> dict:
+    """Train one run and score it; with ``rescore``, score the run already in ``runs`` again."""
     task = "vae" if corpus == "sayings" else "lm"
     train = folder / {"prose": "prose_train.txt", "sayings": "sayings_train.txt", "sayings-lm": "sayings_train.txt",
                       "speech": "speech_train", "lecture": "lecture_train.txt"}[corpus]
     colormap = ["--colormap", Path(os.environ.get("LECTURE", ""), "colormap.txt")] if corpus == "lecture" else []
     run = runs / f"{corpus}-{which}-{minutes:g}min"
     flags = OLD[corpus] if which == "old" else []
-    done = genseq("train", task, train, "-o", run, "--minutes", minutes, "--quiet", "--device", "cpu", *colormap,
-                  *flags, threads=threads)
-    if done.returncode:
-        raise SystemExit(f"{run}: {done.stderr[-2000:]}")
+    if rescore:
+        chosen = (torch.load(run / "model.pt", map_location="cpu", weights_only=False).get("chosen") or {}).get("reason", "")
+    else:
+        done = genseq("train", task, train, "-o", run, "--minutes", minutes, "--quiet", "--device", "cpu", *colormap,
+                      *flags, threads=threads)
+        if done.returncode:
+            raise SystemExit(f"{run}: {done.stderr[-2000:]}")
+        chosen = next((line for line in done.stderr.splitlines() if line.startswith("chose ")), "")
     steps = max(json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines())
-    chosen = next((line for line in done.stderr.splitlines() if line.startswith("chose ")), "")
     result = {"corpus": corpus, "defaults": which, "minutes": minutes, "steps": steps, "flags": " ".join(flags),
               "chosen": chosen, **score(corpus, folder, run, threads)}
     print(json.dumps(result), flush=True)
@@ -140,13 +147,16 @@ def main():
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--runs", type=Path, default=Path("/tmp/new_corpus_runs"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "new_corpus.json")
+    parser.add_argument("--rescore", action="store_true",
+                        help="Score the runs already in --runs again (after a change to scoring) instead of training.")
     args = parser.parse_args()
     if args.make:
         return make(args.make)
     jobs = [(corpus, which, minutes) for minutes in args.minutes for corpus in args.only.split(",")
             for which in ("old", "new")]
     with ThreadPoolExecutor(args.parallel) as pool:
-        results = list(pool.map(lambda job: one_run(*job[:2], args.corpora, job[2], args.threads, args.runs), jobs))
+        results = list(pool.map(lambda job: one_run(*job[:2], args.corpora, job[2], args.threads, args.runs,
+                                                    args.rescore), jobs))
     args.out.write_text(json.dumps({"threads": args.threads, "parallel": args.parallel, "results": results},
                                    indent=1) + "\n")
     print(f"wrote {args.out}")
