@@ -18,6 +18,7 @@ from genseq.errors import GenseqError
 from genseq.generate import beam_search, generate, sample_next
 from genseq.models.vae import LatentDecoder, SequenceVAE, gaussian_kl, gaussian_log_density, reparameterize
 from genseq.store import Loaded
+from genseq.train import trained_parameters
 
 DECODERS = ("greedy", "sample", "beam")
 
@@ -100,9 +101,8 @@ def fit_proposal(model: SequenceVAE, data, steps: int, lr: float = REFIT_LR, sta
     if fresh or model.proposal is None:
         model.add_proposal()
     trained = list(model.proposal.parameters())
-    frozen = {p: p.requires_grad for name, p in model.named_parameters() if not name.startswith("proposal.")}
+    frozen = {p: p.requires_grad for p in trained_parameters(model).values()}  # all but the proposal
     device = next(model.parameters()).device
-    model.proposal.to(device)
     optimizer = torch.optim.Adam(trained, lr=lr)
     model.eval()  # the decoder as it decodes: no dropout, no word dropout
     stats = {}
@@ -263,8 +263,8 @@ def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_sampl
     means, proposed = [], []
     for ids in batches(codec, lines, 256):
         ids = ids.to(device)
-        means.append(model.encode(ids)[0])
         q_mean, q_logvar = model.encode(ids, proposal=True)
+        means.append(model.encode(ids)[0] if model.proposal is not None else q_mean)  # the codes
         proposed.append((q_mean, q_logvar))
         z = reparameterize(q_mean, q_logvar, torch.randn(q_mean.shape, generator=generator).to(device))
         rec += model.reconstruction_nll(ids, z).sum().item()
