@@ -130,13 +130,14 @@ class Model(Loaded):
         return [to_pil(item) for item in items] if self.kind == "image" else items
 
     def evaluate(self, corpus, *, iw_samples: int = 500, seed: int = 0, refine: int = vae.REFINE_STEPS,
-                 limit: int | None = None, colormap=None) -> dict:
+                 iw_fit: int = vae.IW_FIT_STEPS, limit: int | None = None, colormap=None) -> dict:
         """Scores of held-out ``corpus`` (a file or folder of this model's kind): NLL, bits per
         token and perplexity, bits per character, sample or dim; for a VAE also IW-NLL with
-        ``iw_samples`` draws, KL, mutual information, active units and reconstruction accuracy
-        (also from codes refined ``refine`` steps). ``loss`` is what training validates on."""
+        ``iw_samples`` draws from a q fitted to each item for ``iw_fit`` steps, KL, mutual
+        information, active units and reconstruction accuracy (also from codes refined ``refine``
+        steps). ``loss`` is what training validates on."""
         items = self.items(corpus, colormap)[:limit]
-        extra = {"iw_samples": iw_samples, "seed": seed, "refine": refine} if self.task == "vae" else {}
+        extra = {"iw_samples": iw_samples, "seed": seed, "refine": refine, "iw_fit": iw_fit} if self.task == "vae" else {}
         return tasks.TASKS[self.task].metrics(self.model, self.codec, items, **extra)
 
     def items(self, corpus, colormap=None) -> list:

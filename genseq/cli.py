@@ -21,7 +21,7 @@ from genseq.models import FrameConfig, ImageVAEConfig, RNNConfig, VAEConfig
 from genseq.models.vae import KL_SCHEDULES
 from genseq.tasks import FRAME_DEFAULTS, TASKS
 from genseq.train import TrainConfig
-from genseq.vae import DECODERS, REFINE_STEPS, REFIT_LR
+from genseq.vae import DECODERS, IW_FIT_STEPS, REFINE_STEPS, REFIT_LR
 
 
 class Group(click.Group):
@@ -430,6 +430,9 @@ def complete_command(image, model_spec, count, keep, out, temperature, top_k, to
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--iw-samples", type=click.IntRange(min=1), default=500,
               help="Importance samples per line for a VAE's IW-NLL.")
+@click.option("--iw-fit", type=click.IntRange(min=0), default=IW_FIT_STEPS, show_default=True,
+              help="Steps fitting each line's own q(z|x) before importance sampling, for a tighter IW-NLL "
+                   "(0: the model's proposal as it is).")
 @click.option("--seed", type=int, default=0, help="Seed for the VAE's latent samples.")
 @click.option("--refine", type=click.IntRange(min=0), default=REFINE_STEPS, show_default=True,
               help="A VAE's reconstruction is also measured from codes refined this many steps (0: not).")
@@ -437,13 +440,13 @@ def complete_command(image, model_spec, count, keep, out, temperature, top_k, to
 @click.option("--colormap", type=click.Path(path_type=Path), default=None,
               help="CORPUS is in the lecture's pixel format with this colormap.")
 @device_option
-def eval_command(corpus, model_spec, as_json, iw_samples, seed, refine, limit, colormap, device):
+def eval_command(corpus, model_spec, as_json, iw_samples, iw_fit, seed, refine, limit, colormap, device):
     """Score held-out CORPUS (of the model's kind): NLL, bits per token, perplexity, and bits per
     character (text), bits per sample (audio) or bits per dim and nats per pixel (images); for a
     VAE also IW-NLL, KL, mutual information, active units and reconstruction accuracy."""
     model = load(model_spec, device)
-    metrics = model.evaluate(corpus, iw_samples=iw_samples, seed=seed, refine=refine, limit=limit,
-                             colormap=colormap)
+    metrics = model.evaluate(corpus, iw_samples=iw_samples, seed=seed, refine=refine, iw_fit=iw_fit,
+                             limit=limit, colormap=colormap)
     del metrics["loss"]
     if as_json:
         click.echo(json.dumps({"model": str(model.path), "corpus": str(corpus), **metrics}))

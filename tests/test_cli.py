@@ -10,6 +10,8 @@ import genseq
 from genseq.cli import main
 from genseq.store import read_file
 
+from conftest import LINES
+
 TINY = ["--hidden", "32", "--embed", "16", "--layers", "1", "--vocab-size", "200", "--batch-size", "8",
         "--seq-len", "24", "--quiet"]
 
@@ -238,6 +240,19 @@ def test_init_fine_tunes_a_model_from_its_weights(tmp_path, corpus_file, tiny_ru
     assert tuned["init"]["model"] == str(tiny_run) and len(tuned["init"]["sha256"]) == 64
     assert "chosen" not in tuned
     assert tuned["valid"]["bits_per_token"] == pytest.approx(own, rel=1e-5)
+
+
+def test_init_drops_a_proposal_fitted_to_the_decoder_it_changes(tmp_path, tiny_vae_run):
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("\n".join(LINES * 4) + "\n", encoding="utf-8")
+    start = read_file(tiny_vae_run / "model.pt")
+    assert start["config"]["proposal"] and any(k.startswith("proposal.") for k in start["model"])
+    result = run("train", "vae", corpus, "--valid", corpus, "-o", tmp_path / "tuned", "--init", tiny_vae_run,
+                 "--steps", 2, "--refit-steps", 0, "--quiet")
+    assert result.exit_code == 0, result.output
+    tuned = read_file(tmp_path / "tuned" / "model.pt")
+    assert not tuned["config"]["proposal"] and not any(k.startswith("proposal.") for k in tuned["model"])
+    assert genseq.load(tmp_path / "tuned", "cpu").model.proposal is None
 
 
 @pytest.mark.parametrize("args, message", [

@@ -8,12 +8,12 @@ from genseq.codecs.text import TextCodec
 from genseq.data import ItemBatches, pad_sequences
 from genseq.errors import GenseqError
 from genseq.generate import beam_search, generate
-from genseq.models.vae import LatentDecoder, SequenceVAE, VAEConfig, gaussian_kl, kl_weight
+from genseq.models.vae import LatentDecoder, SequenceVAE, VAEConfig, gaussian_kl, kl_weight, reparameterize
 from genseq.store import load_model, model_record, save_atomic
 from genseq.tasks import train
 from genseq.train import TrainConfig
-from genseq.vae import (decode_latents, encode_lines, fit_proposal, interpolate, line_codes, lerp, recon_accuracy,
-                        slerp, vae_metrics)
+from genseq.vae import (batches, decode_latents, encode_lines, fit_posteriors, fit_proposal, interpolate, iw_nll,
+                        line_codes, lerp, recon_accuracy, slerp, vae_metrics)
 
 from conftest import LINES
 
@@ -142,6 +142,33 @@ def test_trained_vae_metrics_and_interpolation_endpoints(tiny_vae_run):
     path = interpolate(loaded, LINES[0], LINES[4], steps=5)
     assert [t for t, _ in path] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert path[0][1] == LINES[0] and path[-1][1] == LINES[4]
+
+
+def test_posteriors_fitted_to_each_line_bound_the_likelihood_more_tightly(tiny_vae_run):
+    loaded = load_model(str(tiny_vae_run))
+    model, codec = loaded.model.eval(), loaded.codec
+    ids = next(batches(codec, LINES[:6], 6))
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    mean, logvar = model.encode(ids, proposal=True)
+    fitted = fit_posteriors(model, ids, mean, logvar, 40, torch.Generator().manual_seed(0))
+    for name, p in model.named_parameters():  # the model is measured, not changed
+        assert torch.equal(p, before[name]) and p.grad is None, name
+    eps = torch.randn((64, *mean.shape), generator=torch.Generator().manual_seed(1))
+
+    def neg_elbo(q_mean, q_logvar):  # per line, on the same 64 draws
+        z = reparameterize(q_mean, q_logvar, eps).flatten(0, 1)
+        rec = model.reconstruction_nll(ids.repeat(64, 1), z).view(64, -1).mean(0)
+        return rec + gaussian_kl(q_mean, q_logvar).sum(-1)
+
+    with torch.no_grad():
+        assert (neg_elbo(*fitted) < neg_elbo(mean, logvar)).all()
+        assert neg_elbo(*fitted).mean() < neg_elbo(mean, logvar).mean() - 0.5
+    amortised = iw_nll(model, ids, 50, torch.Generator().manual_seed(2))
+    tighter = iw_nll(model, ids, 50, torch.Generator().manual_seed(2), fit=40)
+    assert torch.isfinite(tighter).all() and tighter.mean() < amortised.mean()
+    metrics = vae_metrics(model, codec, LINES[:6], iw_samples=50, iw_fit=40)
+    assert metrics["iw_fit_steps"] == 40
+    assert metrics["iw_nll"] < vae_metrics(model, codec, LINES[:6], iw_samples=50)["iw_nll"]
 
 
 def test_refined_codes_are_likelier_and_each_line_is_refined_alone(tiny_vae_run):
