@@ -142,10 +142,10 @@ def test_the_run_says_what_it_chose_and_the_model_file_keeps_it(tmp_path, corpus
                  "--embed", 16, "--latent", 4, "--batch-size", 8, "--refit-steps", 1, "--quiet", "--device", "cpu")
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if line.startswith("chose "))
-    assert "--lr 0.002 --vocab-size 1000 --free-bits 4.0 --word-dropout 0.3 --kl-schedule constant --splice 0.3 " in line
+    assert "--lr 0.002 --vocab-size 1000 --free-bits 1.0 --word-dropout 0.3 --kl-schedule constant --splice 0.3 " in line
     assert "--latent" not in line  # given
     record = read_file(out / "model.pt")
-    assert record["chosen"]["reason"] == line and record["config"]["free_bits"] == 4.0
+    assert record["chosen"]["reason"] == line and record["config"]["free_bits"] == 1.0
     assert record["config"]["splice"] == 0.3 and record["config"]["latent_dim"] == 4
     assert record["config"]["proposal"] and any(name.startswith("proposal.") for name in record["model"])
     assert record["config"]["hidden_size"] == 24 and record["codec"]["kind"] == "text"

@@ -121,9 +121,10 @@ for target in "${targets[@]}"; do
             # proposal (an encoder refit until 2026-12-02, replayed then to the same weights: IW-NLL
             # 65.677), which --minutes 95 fixed on one CPU thread beside other runs (validating every
             # 2,500 steps, and once at step 20 for the budget's calibration, which --steps skips);
-            # the rule as it was then: its 32-dim code and no spliced lines, which it added later
+            # the rule as it was then: its 32-dim code, no spliced lines and a floor of 4 nats, which
+            # it changed later
       # shellcheck disable=SC2046
-      OMP_NUM_THREADS=1 train_and_measure verse vae $verse 0 $(cpu_steps 55730 2500) $(size) --latent 32 --splice 0
+      OMP_NUM_THREADS=1 train_and_measure verse vae $verse 0 $(cpu_steps 55730 2500) $(size) --latent 32 --splice 0 --free-bits 4
       export_model verse int8 ;;
     verse-lm)
       train_and_measure verse-lm lm $verse 4000 \
