@@ -26,9 +26,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import torch
-
 from common import ROOT, make_parser
+
+from genseq.store import read_file
 
 FORTUNES = Path("/usr/share/games/fortunes")
 OLD = {  # the defaults before genseq.sizing: the shipped models' sizes
@@ -123,7 +123,7 @@ def one_run(corpus: str, which: str, folder: Path, minutes: float, threads: int,
     run = runs / f"{corpus}-{which}-{minutes:g}min"
     flags = OLD[corpus] if which == "old" else []
     if rescore:
-        chosen = (torch.load(run / "model.pt", map_location="cpu", weights_only=False).get("chosen") or {}).get("reason", "")
+        chosen = (read_file(run / "model.pt").get("chosen") or {}).get("reason", "")
     else:
         done = genseq("train", task, train, "-o", run, "--minutes", minutes, "--quiet", "--device", "cpu", *colormap,
                       *flags, threads=threads)
