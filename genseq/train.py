@@ -289,14 +289,14 @@ class Trainer:
         if self.progress:
             for line in shown:
                 tqdm.write(line, file=sys.stderr)
-        self.watch_overfitting(metrics["loss"])
+        self.watch_overfitting(metrics.get("objective", metrics["loss"]))
         return metrics
 
     def note_training_loss(self, stats: dict) -> None:
-        """Keep the held-out loss's training twin for :meth:`watch_overfitting`: the loss, or a
-        VAE's negative ELBO, since its objective has free bits and a KL weight, under which the
-        held-out ELBO rises early as the code fills, by design."""
-        self.train_losses.append(stats.get("neg_elbo", stats["loss"]))
+        """Keep the held-out loss's training twin for :meth:`watch_overfitting`: the loss, or for a
+        VAE the objective at full KL weight (free bits still in it, so a code filling up to its
+        floor counts as learning, as training counts it), or without free bits its negative ELBO."""
+        self.train_losses.append(stats.get("objective", stats.get("neg_elbo", stats["loss"])))
 
     def watch_overfitting(self, valid_loss: float) -> None:
         """Warn once when the held-out loss has risen at two validations in a row while the

@@ -283,7 +283,9 @@ def iw_nll(model: SequenceVAE, ids: torch.Tensor, samples: int, generator: torch
 def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_samples: int = 0,
                 seed: int = 0, refine: int = 0, iw_fit: int = 0) -> dict:
     """Held-out metrics in nats per line: ``loss`` (the negative ELBO), ``rec``, ``kl`` and
-    ``mutual_info`` under the proposal (the encoder where the model has none); ``active_units``
+    ``mutual_info`` under the proposal (the encoder where the model has none); for a model
+    trained with free bits and no proposal yet, ``objective``, the training objective at full KL
+    weight (per-dimension KL below the floor counts as the floor); ``active_units``
     and ``recon_char_accuracy`` (greedy decoding of the posterior means; ``recon_pixel_accuracy``
     for images) of the encoder's codes, with ``refine`` also the same from codes refined for that
     many steps (``recon_char_accuracy_refined``, see :func:`line_codes`); and with ``iw_samples``
@@ -292,7 +294,8 @@ def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_sampl
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
-    rec = kl = iw = 0.0
+    rec = iw = 0.0
+    kl_dims = torch.zeros(model.config.latent_dim, dtype=torch.float64)
     tokens = 0
     means, proposed = [], []
     for ids in batches(codec, lines, 256):
@@ -302,11 +305,12 @@ def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_sampl
         proposed.append((q_mean, q_logvar))
         z = reparameterize(q_mean, q_logvar, torch.randn(q_mean.shape, generator=generator).to(device))
         rec += model.reconstruction_nll(ids, z).sum().item()
-        kl += gaussian_kl(q_mean, q_logvar).sum().item()
+        kl_dims += gaussian_kl(q_mean, q_logvar).sum(0).double().cpu()
         tokens += int((ids[:, 1:] != 0).sum())
         if iw_samples:
             iw += iw_nll(model, ids, iw_samples, generator, fit=iw_fit).sum().item()
     n = len(lines)
+    kl = kl_dims.sum().item()
     mean = torch.cat(means)
     q_mean, q_logvar = (torch.cat(parts) for parts in zip(*proposed))
     longest = max(len(codec.encode(x)) for x in lines) + 8
@@ -322,6 +326,9 @@ def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_sampl
                "latent_dim": model.config.latent_dim,
                "unit_variances": [round(v, 4) for v in variances.tolist()],
                **accuracy, "lines": n, "tokens": tokens}
+    floor = getattr(model.config, "free_bits", 0.0)
+    if floor > 0 and model.proposal is None:  # the encoder's codes, as training scores them
+        metrics["objective"] = rec / n + (kl_dims / n).clamp(min=floor).sum().item()
     if iw_samples:
         metrics.update(iw_nll=iw / n, iw_samples=iw_samples, iw_fit_steps=iw_fit, perplexity=math.exp(iw / tokens),
                        **codec.unit_metrics(iw, lines))

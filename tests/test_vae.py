@@ -53,8 +53,14 @@ def test_free_bits_floor_each_dimension():
     # at initialisation every dimension's KL is far below 2 nats: the penalty is the floor
     assert out["kl"] < 4 * 2.0
     assert out["loss"].item() == pytest.approx(out["rec"].item() + 4 * 2.0, rel=1e-5)
-    # what validation reports, and the overfitting warning compares against: no floor
+    # what validation reports as its loss: no floor
     assert out["neg_elbo"].item() == pytest.approx(out["rec"].item() + out["kl"].item(), rel=1e-5)
+    # what the overfitting warning compares: the floor at full KL weight, whatever the annealing
+    annealed = tiny_vae(free_bits=2.0, kl_schedule="linear", kl_anneal_steps=100, word_dropout=0.0, dropout=0.0)
+    out = annealed.loss(batch(), step=10)
+    assert out["objective"].item() == pytest.approx(out["rec"].item() + 4 * 2.0, rel=1e-5)
+    assert out["objective"].item() > out["loss"].item()
+    assert "objective" not in tiny_vae(free_bits=0.0).loss(batch())
 
 
 @pytest.mark.parametrize("schedule", ["linear", "logistic", "cyclical", "constant"])
@@ -232,6 +238,13 @@ def test_greedy_images_decide_opacity_before_colour():
     assert opacity_first((probs + 1e-9).log(), 5).argmax(-1).item() == 5
 
 
+def per_dim_kl(model, codec, lines) -> list[float]:
+    """The encoder's KL per code dimension, averaged over the lines."""
+    with torch.no_grad():
+        mean, logvar = model.encode(next(iter(batches(codec, lines, len(lines)))))
+    return gaussian_kl(mean, logvar).mean(0).tolist()
+
+
 def test_the_proposal_is_fitted_alone_tightens_the_elbo_and_leaves_the_codes(tmp_path):
     """Free bits hold more KL in the code than the ELBO wants; a proposal fitted to the frozen
     decoder lowers the negative ELBO and the IW-NLL, while the encoder, decoder and embeddings
@@ -250,6 +263,9 @@ def test_the_proposal_is_fitted_alone_tightens_the_elbo_and_leaves_the_codes(tmp
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     codes_before = line_codes(model, codec, LINES)
     metrics_before = vae_metrics(model, codec, LINES, iw_samples=20)
+    floored = metrics_before["rec"] + sum(max(v, 3.0) for v in per_dim_kl(model, codec, LINES))
+    assert metrics_before["objective"] == pytest.approx(floored, rel=1e-4)
+    assert metrics_before["objective"] >= metrics_before["neg_elbo"]
     data = ItemBatches([codec.encode(line) for line in LINES], 16, 0, 2, 3)
     stats = fit_proposal(model, data, steps=60, lr=1e-2, progress=False)
     assert stats["steps"] == 60 and stats["kl"] < metrics_before["kl"]
@@ -265,6 +281,7 @@ def test_the_proposal_is_fitted_alone_tightens_the_elbo_and_leaves_the_codes(tmp
     assert metrics_after["neg_elbo"] < metrics_before["neg_elbo"] - 1
     assert metrics_after["iw_nll"] < metrics_before["iw_nll"]
     assert metrics_after["recon_char_accuracy"] == metrics_before["recon_char_accuracy"]
+    assert "objective" not in metrics_after  # the proposal's KL is not what the decoder trained with
     save_atomic(model_record(model, codec, "vae"), tmp_path / "fitted.pt")
     again = load_model(str(tmp_path / "fitted.pt")).model
     assert again.config.proposal and torch.equal(again.proposal["posterior"].weight, model.proposal["posterior"].weight)

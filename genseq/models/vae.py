@@ -117,6 +117,8 @@ class VAEObjective:
         # neg_elbo: the objective without free bits or annealing, what validation reports as its loss
         stats = {"loss": rec + beta * kl_penalised.sum(), "rec": rec.detach(), "kl": kl_dims.sum().detach(),
                  "neg_elbo": (rec + kl_dims.sum()).detach(), "beta": torch.tensor(beta)}
+        if config.free_bits > 0:  # the objective at full KL weight: what the overfitting watch compares
+            stats["objective"] = (rec + kl_penalised.sum()).detach()
         if getattr(self, "bow", None) is not None:  # the sequence VAE's bag-of-words loss
             bow = self.bag_of_words_nll(tokens, z)
             stats.update(loss=stats["loss"] + config.bow_weight * bow, bow=bow.detach())
