@@ -1,6 +1,7 @@
 """What a training run tells its user: samples at each validation, an overfitting warning, an
 end-of-run summary beside baselines, and one clear line for a budget or corpus that cannot work."""
 
+import json
 import math
 import shlex
 
@@ -101,7 +102,6 @@ def test_a_vae_is_watched_by_its_objective_at_full_weight(tmp_path, capsys):
         trainer.note_training_loss({"loss": 0.5 * train_objective, "objective": train_objective,
                                     "neg_elbo": train_elbo})
         assert trainer.train_losses == [train_objective]
-        trainer.valid = None
         trainer.watch_overfitting(objective)
     assert "warning" not in capsys.readouterr().err
     for valid, train_objective in [(141.0, 138.0), (142.0, 137.0)]:  # held out rises, training falls
@@ -112,6 +112,19 @@ def test_a_vae_is_watched_by_its_objective_at_full_weight(tmp_path, capsys):
     trainer.note_training_loss({"loss": 2.0, "neg_elbo": 3.0})  # no free bits: the ELBO
     trainer.note_training_loss({"loss": 3.0})  # a language model's loss is its own twin
     assert trainer.train_losses == [3.0, 3.0]
+
+
+def test_a_free_bits_run_hands_the_watch_its_held_out_objective(tmp_path, corpus_file, monkeypatch):
+    watched = []
+    monkeypatch.setattr(Trainer, "watch_overfitting", lambda self, loss: watched.append(loss))
+    out = tmp_path / "vae"
+    train("vae", corpus_file, out, model_config=dict(hidden_size=32, embed_dim=16, latent_dim=4, free_bits=1.0),
+          codec_options={"vocab_size": 200}, progress=False, train_config=config(), valid=corpus_file, refit_steps=0)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    valid = [row for row in rows if row["split"] == "valid"]
+    assert len(valid) == 2 and watched == pytest.approx([row["objective"] for row in valid])
+    assert all(row["objective"] > row["neg_elbo"] for row in valid)  # 4 dimensions, far below the floor
+    assert all("objective" in row for row in rows if row["split"] == "train")
 
 
 def test_budgets_and_corpora_that_cannot_work_get_one_line(tmp_path, corpus_file):
