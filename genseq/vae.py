@@ -326,9 +326,8 @@ def vae_metrics(model: SequenceVAE, codec: TextCodec, lines: list[str], iw_sampl
                "latent_dim": model.config.latent_dim,
                "unit_variances": [round(v, 4) for v in variances.tolist()],
                **accuracy, "lines": n, "tokens": tokens}
-    floor = getattr(model.config, "free_bits", 0.0)
-    if floor > 0 and model.proposal is None:  # the encoder's codes, as training scores them
-        metrics["objective"] = rec / n + (kl_dims / n).clamp(min=floor).sum().item()
+    if model.config.free_bits > 0 and model.proposal is None:  # the encoder's codes, as training scores them
+        metrics["objective"] = rec / n + model.penalised_kl(kl_dims / n).sum().item()
     if iw_samples:
         metrics.update(iw_nll=iw / n, iw_samples=iw_samples, iw_fit_steps=iw_fit, perplexity=math.exp(iw / tokens),
                        **codec.unit_metrics(iw, lines))

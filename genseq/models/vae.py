@@ -107,12 +107,17 @@ class VAEObjective:
         terms = self.reconstruction_nll(tokens, z).mean(), gaussian_kl(mean, logvar).mean(0)
         return (*terms, z) if with_code else terms
 
+    def penalised_kl(self, kl_dims: torch.Tensor) -> torch.Tensor:
+        """Each latent dimension's KL (Z,) as free bits count it: one below the floor counts as
+        the floor (Kingma et al. 2016)."""
+        return kl_dims.clamp(min=self.config.free_bits) if self.config.free_bits > 0 else kl_dims
+
     def loss(self, tokens: torch.Tensor, step: int = 0) -> dict:
         """Negative ELBO with the annealed KL weight and free bits, averaged over sequences."""
         config = self.config
         pretraining = step < config.ae_pretrain_steps
         rec, kl_dims, z = self.elbo_terms(tokens, with_code=True)
-        kl_penalised = kl_dims.clamp(min=config.free_bits) if config.free_bits > 0 else kl_dims
+        kl_penalised = self.penalised_kl(kl_dims)
         beta = 0.0 if pretraining else kl_weight(config, step - config.ae_pretrain_steps)
         # neg_elbo: the objective without free bits or annealing, what validation reports as its loss
         stats = {"loss": rec + beta * kl_penalised.sum(), "rec": rec.detach(), "kl": kl_dims.sum().detach(),
