@@ -166,7 +166,8 @@ def training_options(task: str):
                      help="Continue the run in -o from its checkpoint, exactly, with its own settings."),
         click.option("--init", "init", default=None, metavar="MODEL",
                      help="Start from this model's weights, codec and shape (a model file, run folder or "
-                          "shipped name) and fine-tune it on CORPUS."),
+                          "shipped name) and fine-tune it on CORPUS; --dropout and a VAE's objective (--word-dropout, "
+                          "--free-bits, the KL schedule, --beta, --splice) may change."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
         device_option,
     )

@@ -184,10 +184,16 @@ def check_carry(config: TrainConfig, model) -> None:
                           f"--frame {model.frame}")
 
 
+# settings a fine-tune may change: they shape the training, not the weights (a VAE's objective)
+RETRAINABLE = ("dropout", "word_dropout", "free_bits", "kl_schedule", "kl_anneal_steps", "kl_cycles", "beta",
+               "splice")
+
+
 def start_from(init, task: str, kind: str, model_config: dict, codec_options: dict) -> dict:
     """The model file that ``--init`` names, checked against this run before any work: the same
     task and kind of data, and no option that would change its shape or its codec. Its
-    ``config`` takes a given ``dropout``; ``sha256`` digests the file."""
+    ``config`` takes the given settings of :data:`RETRAINABLE` that it holds (dropout, a VAE's
+    word dropout, free bits, KL schedule, beta, splicing); ``sha256`` digests the file."""
     path, record = read_model(str(init))
     if record["task"] != task:
         raise GenseqError(f"{init} is a {record['task']} model; start a {task} run from a {task} model, "
@@ -195,16 +201,17 @@ def start_from(init, task: str, kind: str, model_config: dict, codec_options: di
     if record["codec"].get("kind") != kind:
         raise GenseqError(f"{init} models {record['codec'].get('kind')}, and this corpus is {kind}; "
                           "start from a model of the same kind of data")
-    fixed = [key for key, value in {**model_config, **codec_options}.items()
-             if value is not None and key not in ("dropout", "tokenizer", "arch", "colormap", "preemphasis")]
+    given = {key: value for key, value in model_config.items() if value is not None}
+    retrained = {key: value for key, value in given.items() if key in RETRAINABLE and key in record["config"]}
+    fixed = [key for key, value in {**given, **codec_options}.items()
+             if value is not None and key not in (*retrained, "tokenizer", "arch", "colormap", "preemphasis")]
     if codec_options.get("tokenizer") not in (None, "auto"):
         fixed.append("tokenizer")
     if fixed:
         flags = ", ".join("--" + FLAGS.get(key, key).replace("_", "-") for key in fixed)
         raise GenseqError(f"{flags}: the model's shape and codec come from --init {init}; drop them "
                           "(or train a new model without --init)")
-    if model_config.get("dropout") is not None and "dropout" in record["config"]:
-        record = {**record, "config": {**record["config"], "dropout": model_config["dropout"]}}
+    record = {**record, "config": {**record["config"], **retrained}}
     if codec_options.get("preemphasis") is not None:  # fine-tuned into the pre-emphasised signal
         record = {**record, "codec": {**record["codec"], "preemphasis": codec_options["preemphasis"]}}
     return {**record, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}

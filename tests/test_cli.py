@@ -255,6 +255,22 @@ def test_init_drops_a_proposal_fitted_to_the_decoder_it_changes(tmp_path, tiny_v
     assert genseq.load(tmp_path / "tuned", "cpu").model.proposal is None
 
 
+def test_init_takes_a_new_objective_for_a_vae(tmp_path, tiny_vae_run):
+    """A fine-tune may change how the VAE trains (word dropout, free bits, ...), not its shape."""
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("\n".join(LINES * 4) + "\n", encoding="utf-8")
+    result = run("train", "vae", corpus, "--valid", corpus, "-o", tmp_path / "tuned", "--init", tiny_vae_run,
+                 "--word-dropout", "0", "--free-bits", "2", "--steps", 1, "--refit-steps", 0, "--quiet")
+    assert result.exit_code == 0, result.output
+    start, tuned = (read_file(path / "model.pt")["config"] for path in (tiny_vae_run, tmp_path / "tuned"))
+    assert (tuned["word_dropout"], tuned["free_bits"]) == (0.0, 2.0) != (start["word_dropout"], start["free_bits"])
+    assert {k: v for k, v in tuned.items() if k not in ("word_dropout", "free_bits", "proposal")} == \
+        {k: v for k, v in start.items() if k not in ("word_dropout", "free_bits", "proposal")}
+    result = run("train", "vae", corpus, "-o", tmp_path / "wider", "--init", tiny_vae_run, "--word-dropout", "0",
+                 "--latent", "3", "--steps", 1)
+    assert result.exit_code == 1 and "--latent: the model's shape and codec come from --init" in result.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--hidden", "64"], "--hidden: the model's shape and codec come from --init"),
     (["--vocab-size", "300", "--layers", "2"], "--layers, --vocab-size: the model's shape"),
