@@ -28,17 +28,15 @@ import torch
 
 import genseq
 from genseq.codecs.text import read_text_corpus
-from genseq.models.vae import gaussian_log_density
-from genseq.vae import IW_FIT_STEPS, batches, iw_nll
+from genseq.models.vae import log_mixture_density, reparameterize
+from genseq.vae import IW_FIT_STEPS, batches, encode_lines, iw_nll
 
 from common import make_parser, timed
 
 
-@torch.inference_mode()
 def proposal_posteriors(model, codec, lines: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """The proposal's q(z|x) of each line: means and log-variances (N, Z), float64."""
-    parts = [model.encode(ids, proposal=True) for ids in batches(codec, lines, 512)]
-    return tuple(torch.cat([part[i] for part in parts]).double() for i in (0, 1))
+    return tuple(part.double() for part in encode_lines(model, codec, lines, proposal=True))
 
 
 def iw_estimate(model, codec, lines: list[str], samples: int, fit: int, seed: int) -> float:
@@ -60,13 +58,10 @@ def gaussian_cross_entropy(mean, logvar, prior_mean, prior_cov) -> torch.Tensor:
 def mixture_cross_entropy(mean, logvar, components: tuple, generator, draws: int = 4) -> torch.Tensor:
     """E over q of -log of the equal mixture of Gaussians ``components`` (means, logvars), per line
     (N,), from ``draws`` draws of z each."""
-    centres, spreads = components
     total = torch.zeros(len(mean), dtype=torch.float64)
     for _ in range(draws):
-        z = mean + torch.randn(mean.shape, generator=generator, dtype=torch.float64) * (0.5 * logvar).exp()
-        log_mixture = torch.cat([torch.logsumexp(gaussian_log_density(z[i:i + 64, None], centres, spreads), 1)
-                                 for i in range(0, len(z), 64)]) - math.log(len(centres))
-        total -= log_mixture
+        z = reparameterize(mean, logvar, torch.randn(mean.shape, generator=generator, dtype=torch.float64))
+        total -= log_mixture_density(z, *components)
     return total / draws
 
 
@@ -113,12 +108,18 @@ def main():
     random.Random(args.seed).shuffle(train)  # the aggregate of lines from the whole file
     aggregate = [int(n) for n in args.aggregate.split(",")]
     result = {"model": args.model, "test": args.test, "iw_lines": args.lines, "iw_samples": {}, "iw_fit": {}}
+    estimates = {}  # (samples, fit steps) -> the figures, each pair measured once
+
+    def estimate(samples: int, fit: int) -> dict:
+        if (samples, fit) not in estimates:
+            seconds, nll = timed(iw_estimate, model, codec, test[:args.lines], samples, fit, args.seed)
+            estimates[samples, fit] = {"iw_nll": round(nll, 3), "seconds": round(seconds, 1)}
+        return estimates[samples, fit]
+
     for samples in (int(k) for k in args.samples.split(",")):
-        seconds, nll = timed(iw_estimate, model, codec, test[:args.lines], samples, IW_FIT_STEPS, args.seed)
-        result["iw_samples"][samples] = {"iw_nll": round(nll, 3), "seconds": round(seconds, 1)}
+        result["iw_samples"][samples] = estimate(samples, IW_FIT_STEPS)
     for fit in (int(k) for k in args.fit.split(",")):
-        seconds, nll = timed(iw_estimate, model, codec, test[:args.lines], 100, fit, args.seed)
-        result["iw_fit"][fit] = {"iw_nll": round(nll, 3), "seconds": round(seconds, 1)}
+        result["iw_fit"][fit] = estimate(100, fit)
     kls = prior_kls(model, codec, test[:args.kl_lines], train[:max(aggregate)], aggregate, args.seed)
     result.update(kl_lines=args.kl_lines, prior_kl={name: round(kl, 3) for name, kl in kls.items()})
     print(json.dumps(result, indent=1))

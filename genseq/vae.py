@@ -16,7 +16,8 @@ from genseq.codecs.text import TextCodec
 from genseq.data import pad_sequences
 from genseq.errors import GenseqError
 from genseq.generate import beam_search, generate, sample_next
-from genseq.models.vae import LatentDecoder, SequenceVAE, gaussian_kl, gaussian_log_density, reparameterize
+from genseq.models.vae import (LatentDecoder, SequenceVAE, gaussian_kl, gaussian_log_density, log_mixture_density,
+                               reparameterize)
 from genseq.store import Loaded
 from genseq.train import trained_parameters
 
@@ -30,10 +31,12 @@ def batches(codec: TextCodec, lines: list[str], size: int):
 
 
 @torch.inference_mode()
-def encode_lines(model: SequenceVAE, codec: TextCodec, lines: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior means and log-variances, (N, Z) each."""
+def encode_lines(model: SequenceVAE, codec: TextCodec, lines: list[str],
+                 proposal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior means and log-variances, (N, Z) each: the encoder's, or with ``proposal`` the
+    proposal's (:meth:`~genseq.models.vae.SequenceVAE.encoding`)."""
     device = next(model.parameters()).device
-    parts = [model.encode(ids.to(device)) for ids in batches(codec, lines, 512)]
+    parts = [model.encode(ids.to(device), proposal) for ids in batches(codec, lines, 512)]
     return torch.cat([m for m, _ in parts]), torch.cat([v for _, v in parts])
 
 
@@ -221,11 +224,10 @@ def sample_prior(loaded: Loaded, n: int, seed: int | None = None, **decoding) ->
 def mutual_info(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator) -> float:
     """I(x; z) under q, estimated as in He et al. 2019: E[log q(z|x)] - E[log q(z)], with the
     aggregate posterior q(z) the mixture of every line's posterior."""
-    n, d = mean.shape
+    d = mean.size(1)
     z = reparameterize(mean, logvar, torch.randn(mean.shape, generator=generator).to(mean.device))
     neg_entropy = (-0.5 * d * math.log(2 * math.pi) - 0.5 * (1 + logvar).sum(-1)).mean()
-    log_qz = torch.cat([torch.logsumexp(gaussian_log_density(z[i:i + 256, None], mean, logvar), 1)
-                        for i in range(0, n, 256)]) - math.log(n)
+    log_qz = log_mixture_density(z, mean, logvar)
     return (neg_entropy - log_qz.mean()).item()
 
 

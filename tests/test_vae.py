@@ -8,7 +8,8 @@ from genseq.codecs.text import TextCodec
 from genseq.data import ItemBatches, pad_sequences
 from genseq.errors import GenseqError
 from genseq.generate import beam_search, generate
-from genseq.models.vae import LatentDecoder, SequenceVAE, VAEConfig, gaussian_kl, kl_weight, reparameterize
+from genseq.models.vae import (LatentDecoder, SequenceVAE, VAEConfig, gaussian_kl, gaussian_log_density, kl_weight,
+                               log_mixture_density, reparameterize)
 from genseq.store import load_model, model_record, save_atomic
 from genseq.tasks import train
 from genseq.train import TrainConfig
@@ -367,3 +368,13 @@ def test_a_spliced_run_keeps_its_setting(tmp_path, verse_lines):
           train_config=TrainConfig(steps=4, batch_size=8, valid_every=4), valid_fraction=0.1, progress=False,
           codec_options=dict(vocab_size=200), refit_steps=0)
     assert load_model(str(run)).model.config.splice == 0.5
+
+
+def test_log_mixture_density_is_the_mixtures_log_density():
+    """Against the mixture written out by hand, for rows split across chunks."""
+    torch.manual_seed(0)
+    z, means, logvars = torch.randn(5, 3), torch.randn(2, 3), torch.randn(2, 3) * 0.3
+    by_hand = torch.log((gaussian_log_density(z, means[0], logvars[0]).exp()
+                         + gaussian_log_density(z, means[1], logvars[1]).exp()) / 2)
+    assert torch.allclose(log_mixture_density(z, means, logvars, chunk=2), by_hand, atol=1e-5)
+    assert torch.allclose(log_mixture_density(z, means[:1], logvars[:1]), gaussian_log_density(z, means[0], logvars[0]))

@@ -225,6 +225,13 @@ def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tens
     return -0.5 * (LOG_2PI + logvar + (z - mean).pow(2) / logvar.exp()).sum(-1)
 
 
+def log_mixture_density(z: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """log of the equal mixture of the Gaussians N(means[j], exp(logvars[j])) at each row of z,
+    (N,) for z (N, Z) and (M, Z) components; ``chunk`` rows at a time, so memory holds chunk x M."""
+    return torch.cat([torch.logsumexp(gaussian_log_density(z[i:i + chunk, None], means, logvars), 1)
+                      for i in range(0, len(z), chunk)]) - math.log(len(means))
+
+
 class LatentDecoder(nn.Module):
     """The decoder with z fixed, meeting :class:`genseq.generate.Autoregressive`, so that
     :func:`genseq.generate.generate` and beam search decode a VAE's latent codes unchanged.
